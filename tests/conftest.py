@@ -103,7 +103,7 @@ def tradeos_env(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
 
 @pytest.fixture(scope="session")
 def servers_env(database_url: str, server_urls: tuple[str, str]) -> dict[str, str]:
-    """Sets TRADEOS_DATABASE_URL / TRADEOS_REDIS_URL for the session; use via ``db`` or ``redis_url``."""
+    """Set TRADEOS_DATABASE_URL and TRADEOS_REDIS_URL for the whole session."""
     os.environ["TRADEOS_DATABASE_URL"] = database_url
     os.environ["TRADEOS_REDIS_URL"] = server_urls[1]
     get_settings.cache_clear()

@@ -45,13 +45,13 @@ def test_malformed_setting_names_the_variable(monkeypatch):
 
 def test_non_postgres_database_url_is_refused(monkeypatch):
     monkeypatch.setenv("TRADEOS_DATABASE_URL", "mysql://root@localhost/db")
-    with pytest.raises(SettingsError, match="TRADEOS_DATABASE_URL: .*PostgreSQL"):
+    with pytest.raises(SettingsError, match=r"TRADEOS_DATABASE_URL: .*PostgreSQL"):
         load_settings()
 
 
 def test_bad_secret_key_is_refused(monkeypatch):
     monkeypatch.setenv("TRADEOS_SECRET_KEY", "not-a-fernet-key")
-    with pytest.raises(SettingsError, match="TRADEOS_SECRET_KEY: .*Fernet"):
+    with pytest.raises(SettingsError, match=r"TRADEOS_SECRET_KEY: .*Fernet"):
         load_settings()
 
 

@@ -13,6 +13,7 @@ whole session, so subprocesses (Dagster, the sidecar, the stack) inherit them.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import secrets
 from collections.abc import Callable, Iterator
@@ -29,7 +30,12 @@ from tradeos_pipelines.db.models import Integration
 from tradeos_pipelines.secrets import encrypt_json, encrypt_text, new_secret_key
 from tradeos_pipelines.settings import get_settings, normalize_database_url
 
-pytest_plugins: list[str] = []
+# Fixture plugins shared across test folders (the 1C emulator, a Dagster instance).
+pytest_plugins = [
+    name
+    for name in ("tests.fixtures.emulator", "tests.fixtures.dagster")
+    if importlib.util.find_spec(name) is not None
+]
 
 ADMIN_TOKEN = "test-admin-token-" + secrets.token_hex(16)
 SECRET_KEY = new_secret_key()

@@ -116,11 +116,6 @@ class Settings(BaseSettings):
                     )
         return self
 
-    @property
-    def dagster_database_url(self) -> str:
-        """Dagster's storage lives in the same PostgreSQL server, schema ``dagster``."""
-        return self.require_database_url()
-
     def require_database_url(self) -> str:
         """The database URL, or a clear error when the stack was not given one."""
         if self.database_url is None:

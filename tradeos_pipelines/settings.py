@@ -71,6 +71,12 @@ class Settings(BaseSettings):
     breaker_cooldown_seconds: float = Field(30.0, gt=0)
     health_cache_ttl_seconds: int = Field(15, ge=1)
     webhook_max_skew_seconds: int = Field(300, ge=1)
+    # Sidecar WebSocket relay (helper D): frames queued per client before a slow client is
+    # closed with 1013, and the interval of the application heartbeat.
+    ws_send_queue_size: int = Field(1000, ge=10)
+    ws_heartbeat_seconds: float = Field(20.0, gt=0)
+    # How often the sidecar's run watcher polls the Dagster instance (live run.* events).
+    run_watcher_interval_seconds: float = Field(0.5, gt=0, le=1)
 
     @field_validator("database_url")
     @classmethod

@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     schedule_timezone: str = "Europe/Moscow"
     change_sensor_interval_seconds: int = Field(60, ge=5)
     request_sensor_interval_seconds: int = Field(5, ge=1)
+    # Dagster schedule crons (in schedule_timezone); tests set "* * * * *" to see a tick soon.
+    nomenclature_schedule_cron: str = "0 * * * *"
+    stock_orders_schedule_cron: str = "*/15 * * * *"
+    # Consecutive failed runs of one integration and entity that raise an `alert` event.
+    alert_failure_streak: int = Field(3, ge=1)
     # 1C stamps a transaction with its start time, so a resumed read goes back this far.
     overlap_seconds: int = Field(300, ge=0)
     reject_ratio: float = Field(0.05, ge=0, le=1)

@@ -1,0 +1,136 @@
+// The three charts (success rate, duration, rows changed per run) over 24 h or 7 days,
+// drawn with the vendored uPlot from the sidecar's time-bucketed stats series.
+
+import { api } from "./api.js";
+import { byId, setMessage } from "./dom.js";
+import { formatAxisTime, formatDateTime, formatDecimal, formatDuration, formatInt } from "./format.js";
+
+const WINDOWS = {
+  "24h": { bucket: "1h", long: false },
+  "7d": { bucket: "6h", long: true },
+};
+const PALETTE = ["#2563eb", "#db2777", "#059669", "#d97706", "#7c3aed", "#0891b2", "#dc2626", "#4b5563"];
+const HEIGHT = 220;
+
+/**
+ * Turn the series answer into uPlot columns: one x column of bucket starts (unix seconds) and,
+ * per integration, one y column per metric (null where the bucket had no runs).
+ */
+export function toColumns(answer) {
+  const times = new Set();
+  for (const series of answer.series || []) for (const point of series.points || []) times.add(Date.parse(point.t) / 1000);
+  const xs = [...times].filter((t) => !Number.isNaN(t)).sort((a, b) => a - b);
+  const index = new Map(xs.map((t, i) => [t, i]));
+  const lines = [];
+  for (const series of answer.series || []) {
+    const column = () => new Array(xs.length).fill(null);
+    const line = {
+      id: series.integration_id,
+      name: series.integration_name || series.integration_id,
+      success: column(),
+      duration: column(),
+      rows: column(),
+    };
+    for (const point of series.points || []) {
+      const i = index.get(Date.parse(point.t) / 1000);
+      if (i === undefined || !point.runs) continue;
+      line.success[i] = point.success_rate === null || point.success_rate === undefined ? null : point.success_rate * 100;
+      line.duration[i] = point.mean_duration_seconds ?? null;
+      line.rows[i] = point.rows_changed === null || point.rows_changed === undefined ? null : point.rows_changed / point.runs;
+    }
+    lines.push(line);
+  }
+  return { xs, lines };
+}
+
+class Chart {
+  /**
+   * @param {string} id figure id
+   * @param {"success"|"duration"|"rows"} metric
+   * @param {(v: number) => string} format value formatter for the axis and legend
+   */
+  constructor(id, metric, format) {
+    this.figure = byId(id);
+    this.body = this.figure.querySelector(".chart-body");
+    this.metric = metric;
+    this.format = format;
+    this.plot = null;
+    new ResizeObserver(() => this.resize()).observe(this.body);
+  }
+
+  width() {
+    return Math.max(this.body.clientWidth, 200);
+  }
+
+  resize() {
+    if (this.plot && this.plot.width !== this.width()) this.plot.setSize({ width: this.width(), height: HEIGHT });
+  }
+
+  draw({ xs, lines }, long) {
+    this.plot?.destroy();
+    this.plot = null;
+    this.figure.dataset.series = String(lines.length);
+    this.figure.dataset.points = String(xs.length);
+    if (xs.length === 0 || lines.length === 0) {
+      this.body.replaceChildren();
+      this.body.dataset.empty = "Нет запусков за этот период";
+      return;
+    }
+    delete this.body.dataset.empty;
+    const options = {
+      width: this.width(),
+      height: HEIGHT,
+      cursor: { drag: { x: false, y: false } },
+      scales: this.metric === "success" ? { y: { range: [0, 100] } } : { y: { range: (u, min, max) => [0, Math.max(max * 1.1, 1)] } },
+      series: [
+        { label: "Время", value: (u, v) => (v === null ? "—" : formatDateTime(new Date(v * 1000))) },
+        ...lines.map((line, i) => ({
+          label: line.name,
+          stroke: PALETTE[i % PALETTE.length],
+          width: 2,
+          spanGaps: false,
+          points: { show: true, size: 5 },
+          value: (u, v) => (v === null || v === undefined ? "—" : this.format(v)),
+        })),
+      ],
+      axes: [
+        { values: (u, splits) => splits.map((v) => formatAxisTime(new Date(v * 1000), long)) },
+        { values: (u, splits) => splits.map((v) => this.format(v)), size: 70 },
+      ],
+    };
+    const data = [xs, ...lines.map((line) => line[this.metric])];
+    this.plot = new window.uPlot(options, data, this.body);
+  }
+}
+
+export class ChartsView {
+  constructor() {
+    this.window = "24h";
+    this.error = byId("charts-error");
+    this.charts = [
+      new Chart("chart-success", "success", (v) => `${formatDecimal(v)} %`),
+      new Chart("chart-duration", "duration", (v) => formatDuration(v)),
+      new Chart("chart-rows", "rows", (v) => formatInt(v)),
+    ];
+    this.buttons = [...document.querySelectorAll("[data-window]")];
+    for (const button of this.buttons) {
+      button.addEventListener("click", () => {
+        this.window = button.dataset.window;
+        for (const other of this.buttons) other.setAttribute("aria-pressed", String(other === button));
+        this.load();
+      });
+    }
+  }
+
+  async load() {
+    const { bucket, long } = WINDOWS[this.window];
+    try {
+      const answer = await api("/stats/series", { query: { window: this.window, bucket } });
+      const columns = toColumns(answer);
+      for (const chart of this.charts) chart.draw(columns, long);
+      setMessage(this.error, "");
+    } catch (error) {
+      setMessage(this.error, `Не удалось загрузить графики: ${error.message}`);
+    }
+  }
+}

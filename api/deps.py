@@ -1,0 +1,58 @@
+"""Dependencies shared by the routes, as ``Annotated`` aliases."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+import redis.asyncio as aioredis
+from fastapi import Depends, Request
+from fastapi.security import HTTPBearer
+from sqlalchemy.orm import Session
+
+from api.auth import TokenIdentity, authenticate, bearer_token, unauthorized
+from api.runtime import Runtime
+from tradeos_pipelines.db.engine import session_scope
+
+# Only declares the scheme in OpenAPI (the "Authorize" button of /docs); checking is ours.
+_bearer_scheme = HTTPBearer(auto_error=False, description="A token from `tradeos token create`")
+
+
+def get_session() -> Iterator[Session]:
+    """A database session per request, committed when the route returns normally."""
+    with session_scope() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_runtime(request: Request) -> Runtime:
+    """The process-wide Redis clients, relay and watcher started by the lifespan."""
+    return request.app.state.runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_redis(runtime: RuntimeDep) -> aioredis.Redis:
+    return runtime.redis
+
+
+RedisDep = Annotated[aioredis.Redis, Depends(get_redis)]
+
+
+def require_token(
+    request: Request, _scheme: Annotated[object, Depends(_bearer_scheme)] = None
+) -> TokenIdentity:
+    """401 unless the request carries a valid bearer token."""
+    token = bearer_token(request)
+    if token is None:
+        raise unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")
+    identity = authenticate(token)
+    if identity is None:
+        raise unauthorized("invalid or revoked token")
+    return identity
+
+
+CurrentToken = Annotated[TokenIdentity, Depends(require_token)]

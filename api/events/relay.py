@@ -1,0 +1,128 @@
+"""The Redis Streams reader: one task per process relays every channel to local clients.
+
+It starts at each stream's current end (``$`` semantics, but with concrete ids so no event
+is missed between two XREAD calls) and blocks on all channel streams at once. Replay for a
+reconnecting client reads the same streams with XRANGE from just after ``last_event_id``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from api.events.manager import ConnectionManager, dumps, stream_id_key
+from tradeos_pipelines.events import CHANNELS, decode_event, stream_key
+
+logger = logging.getLogger(__name__)
+
+READ_BLOCK_MS = 1000
+READ_COUNT = 1000
+# At most this many events are replayed per channel; older ones are beyond retention anyway.
+REPLAY_LIMIT = 10_000
+
+
+class InvalidEventId(ValueError):
+    """``last_event_id`` is not a Redis Streams id (``<ms>-<seq>``)."""
+
+
+def parse_event_id(value: str) -> str:
+    """Validate a client-supplied event id; returns it normalised."""
+    ms, sep, seq = value.partition("-")
+    if not ms.isdigit() or (sep and not seq.isdigit()):
+        raise InvalidEventId(f"last_event_id {value!r} is not an event id like 1732700000000-0")
+    return f"{int(ms)}-{int(seq or 0)}"
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class StreamRelay:
+    """Reads all channel streams and fans events out through a :class:`ConnectionManager`."""
+
+    def __init__(self, redis: aioredis.Redis, namespace: str, manager: ConnectionManager) -> None:
+        self._redis = redis
+        self._manager = manager
+        self._namespace = namespace
+        self._keys = {stream_key(c, namespace): c for c in CHANNELS}
+        self._task: asyncio.Task[None] | None = None
+        self.ready = asyncio.Event()
+
+    async def start(self) -> None:
+        """Start the reader task; returns once it is positioned at the streams' ends.
+
+        With Redis down it returns after a few seconds anyway (the sidecar must still answer
+        ``/health``); the reader keeps retrying and positions itself when Redis is back.
+        """
+        self._task = asyncio.create_task(self._run(), name="ws-stream-relay")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.ready.wait(), timeout=5)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _stream_ends(self) -> dict[str, str]:
+        ends = {}
+        for key in self._keys:
+            last = await self._redis.xrevrange(key, count=1)
+            ends[key] = _text(last[0][0]) if last else "0-0"
+        return ends
+
+    async def _run(self) -> None:
+        positions: dict[str, str] | None = None
+        while True:
+            try:
+                if positions is None:
+                    positions = await self._stream_ends()
+                    self.ready.set()
+                answer = await self._redis.xread(
+                    streams=positions,  # type: ignore[arg-type]
+                    count=READ_COUNT,
+                    block=READ_BLOCK_MS,
+                )
+            except asyncio.CancelledError:
+                raise
+            except RedisError as exc:
+                # Keep the positions: after Redis comes back nothing retained is lost.
+                logger.warning("event relay cannot read Redis (%s); retrying", type(exc).__name__)
+                await asyncio.sleep(1)
+                continue
+            for key, entries in answer or []:
+                key = _text(key)
+                channel = self._keys[key]
+                for entry_id, fields in entries:
+                    event_id = _text(entry_id)
+                    positions[key] = event_id
+                    self._deliver(channel, event_id, fields)
+
+    def _deliver(self, channel: str, event_id: str, fields: dict[Any, Any]) -> None:
+        try:
+            frame = dumps(decode_event(channel, event_id, fields))
+        except Exception:  # a malformed entry must not stop the relay for everyone
+            logger.warning("skipping malformed event %s on %s", event_id, channel)
+            return
+        self._manager.fan_out(channel, event_id, frame)
+
+    async def replay(self, channels: set[str], after_id: str) -> list[tuple[str, str, str]]:
+        """Events after ``after_id`` on ``channels``, oldest first: (channel, id, frame)."""
+        events: list[tuple[str, str, str]] = []
+        for channel in channels:
+            entries = await self._redis.xrange(
+                stream_key(channel, self._namespace),
+                min=f"({after_id}",
+                max="+",
+                count=REPLAY_LIMIT,
+            )
+            for entry_id, fields in entries:
+                event_id = _text(entry_id)
+                events.append((channel, event_id, dumps(decode_event(channel, event_id, fields))))
+        events.sort(key=lambda item: stream_id_key(item[1]))
+        return events

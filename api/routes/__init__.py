@@ -1,0 +1,14 @@
+"""Every REST router, gathered; all but health require a bearer token."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from api.deps import require_token
+from api.routes import health
+
+api_router = APIRouter()
+api_router.include_router(health.router)
+
+protected = APIRouter(dependencies=[Depends(require_token)])
+api_router.include_router(protected)

@@ -1,0 +1,25 @@
+"""``GET /api/v1/health``: the only route without a token (load balancers and probes)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.concurrency import run_in_threadpool
+
+from api.deps import RuntimeDep
+from api.health_checks import check_dagster, check_database, check_redis
+from api.schemas.health import HealthPublic
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health", response_model=HealthPublic)
+async def health(runtime: RuntimeDep) -> HealthPublic:
+    """Whether PostgreSQL, Redis and the Dagster webserver answer."""
+    database = await run_in_threadpool(check_database)
+    checks = {
+        "database": database,
+        "redis": await check_redis(runtime.redis),
+        "dagster": await check_dagster(runtime.http, runtime.settings.dagster_url),
+    }
+    status = "ok" if all(c["status"] == "ok" for c in checks.values()) else "degraded"
+    return HealthPublic.model_validate({"status": status, "checks": checks})

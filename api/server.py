@@ -1,0 +1,78 @@
+"""The sidecar process: two uvicorn servers in one event loop sharing one :class:`Runtime`.
+
+Port ``TRADEOS_API_PORT`` (8000) serves REST, ``/ws`` and the dashboard; port
+``TRADEOS_WS_PORT`` (8001) serves ``/ws`` only. Both share the Redis reader and the
+connection manager, so ``get_stats`` counts every client of the process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import copy
+import logging
+import re
+
+import uvicorn
+from uvicorn.config import LOGGING_CONFIG
+
+from api.main import create_app, create_ws_app
+from api.runtime import Runtime
+from tradeos_pipelines.settings import get_settings
+
+_TOKEN_IN_QUERY = re.compile(r"(token=)[^&\s\"']+")
+
+
+class RedactTokens(logging.Filter):
+    """uvicorn logs WebSocket paths with their query; the ``token`` parameter is masked."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            record.args = tuple(
+                _TOKEN_IN_QUERY.sub(r"\1***", a) if isinstance(a, str) else a
+                for a in (record.args if isinstance(record.args, tuple) else (record.args,))
+            )
+        if isinstance(record.msg, str) and "token=" in record.msg:
+            record.msg = _TOKEN_IN_QUERY.sub(r"\1***", record.msg)
+        return True
+
+
+def log_config() -> dict:
+    """uvicorn's logging config with token redaction on its loggers."""
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config.setdefault("filters", {})["redact_tokens"] = {"()": "api.server.RedactTokens"}
+    for handler in config["handlers"].values():
+        handler.setdefault("filters", []).append("redact_tokens")
+    return config
+
+
+def build_servers(
+    host: str, api_port: int, ws_port: int, runtime: Runtime
+) -> tuple[uvicorn.Server, uvicorn.Server]:
+    """The REST server and the WebSocket server (not started)."""
+    common = {"host": host, "log_config": log_config(), "ws_max_size": 1 << 20}
+    api = uvicorn.Server(uvicorn.Config(create_app(runtime=runtime), port=api_port, **common))
+    ws = uvicorn.Server(uvicorn.Config(create_ws_app(runtime), port=ws_port, **common))
+    return api, ws
+
+
+async def serve(host: str, api_port: int, ws_port: int) -> None:
+    """Run both servers until interrupted."""
+    runtime = Runtime()
+    await runtime.start()
+    try:
+        api, ws = build_servers(host, api_port, ws_port, runtime)
+        await asyncio.gather(api.serve(), ws.serve())
+    finally:
+        await runtime.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command-line entry point of ``python -m api``."""
+    settings = get_settings()
+    parser = argparse.ArgumentParser(prog="python -m api", description=__doc__)
+    parser.add_argument("--host", default=settings.api_host)
+    parser.add_argument("--port", type=int, default=settings.api_port, help="REST port")
+    parser.add_argument("--ws-port", type=int, default=settings.ws_port, help="WebSocket port")
+    args = parser.parse_args(argv)
+    asyncio.run(serve(args.host, args.port, args.ws_port))

@@ -96,6 +96,7 @@ class Dashboard {
     byId("integrations-empty").hidden = integrations.length > 0;
     byId("integrations-count").textContent = integrations.length ? `${integrations.length}` : "";
     this.operations.setIntegrations(integrations);
+    this.charts.setIntegrations(integrations);
     await Promise.all([...this.cards.keys()].map((id) => this.loadIntegrationHealth(id)));
     this.renderAlerts();
   }

@@ -13,33 +13,39 @@ const PALETTE = ["#2563eb", "#db2777", "#059669", "#d97706", "#7c3aed", "#0891b2
 const HEIGHT = 220;
 
 /**
- * Turn the series answer into uPlot columns: one x column of bucket starts (unix seconds) and,
- * per integration, one y column per metric (null where the bucket had no runs).
+ * Turn the sidecar's column-oriented series (one per integration and entity) into uPlot
+ * columns per integration: success rate in %, mean duration in seconds and rows changed
+ * (created + updated + deleted) per run; null where the bucket had no finished run.
+ * @param {object} answer GET /stats/series (see docs/sidecar.md)
+ * @param {Map<string, string>} names integration id → display name
  */
-export function toColumns(answer) {
-  const times = new Set();
-  for (const series of answer.series || []) for (const point of series.points || []) times.add(Date.parse(point.t) / 1000);
-  const xs = [...times].filter((t) => !Number.isNaN(t)).sort((a, b) => a - b);
-  const index = new Map(xs.map((t, i) => [t, i]));
-  const lines = [];
+export function toColumns(answer, names = new Map()) {
+  const xs = answer.t || [];
+  const byIntegration = new Map();
   for (const series of answer.series || []) {
-    const column = () => new Array(xs.length).fill(null);
-    const line = {
-      id: series.integration_id,
-      name: series.integration_name || series.integration_id,
-      success: column(),
-      duration: column(),
-      rows: column(),
-    };
-    for (const point of series.points || []) {
-      const i = index.get(Date.parse(point.t) / 1000);
-      if (i === undefined || !point.runs) continue;
-      line.success[i] = point.success_rate === null || point.success_rate === undefined ? null : point.success_rate * 100;
-      line.duration[i] = point.mean_duration_seconds ?? null;
-      line.rows[i] = point.rows_changed === null || point.rows_changed === undefined ? null : point.rows_changed / point.runs;
+    let sums = byIntegration.get(series.integration_id);
+    if (!sums) {
+      const zeros = () => new Array(xs.length).fill(0);
+      sums = { runs: zeros(), success: zeros(), finished: zeros(), durationTotal: zeros(), changed: zeros() };
+      byIntegration.set(series.integration_id, sums);
     }
-    lines.push(line);
+    for (let i = 0; i < xs.length; i += 1) {
+      const finished = series.success[i] + series.partial[i] + series.failed[i];
+      sums.runs[i] += series.runs[i];
+      sums.success[i] += series.success[i];
+      sums.finished[i] += finished;
+      // A bucket's mean is over its finished runs, so weight it by them to combine entities.
+      if (series.mean_duration_ms[i] !== null) sums.durationTotal[i] += series.mean_duration_ms[i] * finished;
+      sums.changed[i] += series.created[i] + series.updated[i] + series.deleted[i];
+    }
   }
+  const lines = [...byIntegration.entries()].map(([id, sums]) => ({
+    id,
+    name: names.get(id) || id,
+    success: sums.finished.map((n, i) => (n ? (sums.success[i] / n) * 100 : null)),
+    duration: sums.finished.map((n, i) => (n ? sums.durationTotal[i] / n / 1000 : null)),
+    rows: sums.runs.map((n, i) => (n ? sums.changed[i] / n : null)),
+  }));
   return { xs, lines };
 }
 
@@ -106,6 +112,7 @@ class Chart {
 export class ChartsView {
   constructor() {
     this.window = "24h";
+    this.names = new Map();
     this.error = byId("charts-error");
     this.charts = [
       new Chart("chart-success", "success", (v) => `${formatDecimal(v)} %`),
@@ -122,11 +129,16 @@ export class ChartsView {
     }
   }
 
+  /** Display names for the legends (the series name integrations by id). */
+  setIntegrations(integrations) {
+    this.names = new Map(integrations.map((i) => [i.id, i.name]));
+  }
+
   async load() {
     const { bucket, long } = WINDOWS[this.window];
     try {
       const answer = await api("/stats/series", { query: { window: this.window, bucket } });
-      const columns = toColumns(answer);
+      const columns = toColumns(answer, this.names);
       for (const chart of this.charts) chart.draw(columns, long);
       setMessage(this.error, "");
     } catch (error) {

@@ -26,35 +26,63 @@ function emptyState(integration) {
     integration,
     circuit: { state: "closed", retryAt: null },
     errorStreak: 0,
-    // entity → {lastSuccessAt: Date|null, lastStatus, lastError}
+    // entity → {lastSuccessAt, lastStatus, lastError, asOf}; asOf: when that news happened
     entities: {},
     // entity → {runId, processed, total}; present while that entity syncs
     active: {},
-    // run id → entity or null; runs launched or queued that have not started syncing yet
+    // run id (or request key) → entity; launched or queued, not syncing yet
     queued: new Map(),
-    lastFailure: null,
+    // when the newest sync end seen live happened (the health snapshot may be cached, older)
+    liveAt: null,
   };
 }
 
-/** Fold the sidecar's GET /integrations/{id}/health answer into the state. */
+const newest = (a, b) => (!a ? b : !b ? a : a > b ? a : b);
+
+/**
+ * Fold the sidecar's GET /integrations/{id}/health answer into the state. The answer may be
+ * cached for a few seconds, so news the WebSocket already brought is never rolled back.
+ */
 export function applyHealth(state, health) {
   const circuit = health.circuit || {};
   state.circuit = { state: circuit.state || "closed", retryAt: parseTime(circuit.retry_at) };
-  state.errorStreak = Number(health.error_streak ?? 0);
-  state.entities = {};
-  state.lastFailure = null;
-  for (const row of health.entities || []) {
-    state.entities[row.entity] = {
-      lastSuccessAt: parseTime(row.last_success_at),
-      lastStatus: row.last_status ?? null,
-      lastError: row.last_error ?? null,
-      lastStartedAt: parseTime(row.last_started_at),
+  let snapshotAt = null;
+  for (const [entity, info] of Object.entries(health.entities || {})) {
+    const last = info.last_sync;
+    const asOf = last ? parseTime(last.finished_at) || parseTime(last.started_at) : null;
+    snapshotAt = newest(snapshotAt, asOf);
+    const known = state.entities[entity];
+    const lastSuccessAt = newest(parseTime(info.last_success_at), known?.lastSuccessAt ?? null);
+    if (known?.asOf && (!asOf || known.asOf > asOf)) {
+      known.lastSuccessAt = lastSuccessAt;
+      continue;
+    }
+    state.entities[entity] = {
+      lastSuccessAt,
+      lastStatus: last?.status ?? null,
+      lastError: last?.error ?? null,
+      asOf,
     };
-    if (row.last_status === "failed") state.lastFailure = { entity: row.entity, error: row.last_error };
-    if (row.last_status === "running" && !state.active[row.entity]) {
-      state.active[row.entity] = { runId: row.run_id ?? null, processed: null, total: null };
+    if (last?.status === "running" && !state.active[entity]) {
+      state.active[entity] = { runId: last.run_id, processed: last.fetched || null, total: null };
+    } else if (last && last.status !== "running" && state.active[entity]?.runId === last.run_id) {
+      delete state.active[entity];
     }
   }
+  if (!state.liveAt || (snapshotAt && snapshotAt >= state.liveAt)) {
+    state.errorStreak = Number(health.error_streak ?? 0);
+  }
+}
+
+/** The newest failed entity sync still standing, as {entity, error}, or null. */
+export function failureOf(state) {
+  let failure = null;
+  for (const [entity, info] of Object.entries(state.entities)) {
+    if (info.lastStatus === "failed" && (!failure || (info.asOf && info.asOf > failure.asOf))) {
+      failure = { entity, error: info.lastError, asOf: info.asOf };
+    }
+  }
+  return failure;
 }
 
 /** The one status a card shows, most pressing first. */
@@ -63,7 +91,7 @@ export function statusOf(state) {
   if (state.queued.size > 0) return "queued";
   if (state.circuit.state === "open") return "circuit_open";
   if (!state.integration.enabled) return "disabled";
-  if (state.lastFailure) return "failed";
+  if (failureOf(state)) return "failed";
   return "idle";
 }
 
@@ -117,8 +145,8 @@ export function applyEvent(state, event) {
   const entity = data.entity;
   switch (event.type) {
     case "sync.started":
-      state.queued.forEach((queuedEntity, runId) => {
-        if (runId === data.run_id || queuedEntity === entity || queuedEntity === null) state.queued.delete(runId);
+      state.queued.forEach((queuedEntity, key) => {
+        if (key === data.run_id || queuedEntity === entity) state.queued.delete(key);
       });
       state.active[entity] = { runId: data.run_id ?? null, processed: 0, total: data.total ?? null };
       return false;
@@ -129,22 +157,21 @@ export function applyEvent(state, event) {
       return false;
     }
     case "sync.finished":
+    case "sync.failed": {
+      const at = parseTime(event.ts) || new Date();
+      const failed = event.type === "sync.failed";
       delete state.active[entity];
+      const known = state.entities[entity] || {};
       state.entities[entity] = {
-        ...(state.entities[entity] || {}),
-        lastSuccessAt: parseTime(event.ts) || new Date(),
-        lastStatus: data.status || "success",
-        lastError: null,
+        lastSuccessAt: failed ? known.lastSuccessAt ?? null : at,
+        lastStatus: failed ? "failed" : data.status || "success",
+        lastError: failed ? data.error ?? null : null,
+        asOf: at,
       };
-      if (state.lastFailure?.entity === entity) state.lastFailure = null;
-      state.errorStreak = 0;
+      state.errorStreak = failed ? state.errorStreak + 1 : 0;
+      state.liveAt = at;
       return true;
-    case "sync.failed":
-      delete state.active[entity];
-      state.entities[entity] = { ...(state.entities[entity] || {}), lastStatus: "failed", lastError: data.error ?? null };
-      state.lastFailure = { entity, error: data.error ?? null };
-      state.errorStreak += 1;
-      return true;
+    }
     case "run.queued":
     case "run.started":
       if (data.run_id) state.queued.set(data.run_id, entityOfRun(data));
@@ -249,7 +276,7 @@ export class IntegrationCard {
     }
 
     this.renderEntities();
-    const failure = state.lastFailure;
+    const failure = failureOf(state);
     setMessage(
       this.problem,
       failure ? `${entityName(failure.entity)}: ${failure.error || "синхронизация завершилась с ошибкой"}` : "",
@@ -304,9 +331,12 @@ export class IntegrationCard {
         method: "POST",
         body: { entities: SYNC_ENTITIES, full: false },
       });
+      // Runs are launched in the order asked; what Dagster did not take waits as a request.
       const runIds = answer?.run_ids || [];
-      for (const runId of runIds) this.state.queued.set(runId, null);
-      if (runIds.length === 0 && answer?.request_id !== undefined) this.state.queued.set(`request-${answer.request_id}`, null);
+      SYNC_ENTITIES.forEach((entity, i) => {
+        const key = i < runIds.length ? runIds[i] : `request-${answer?.request_id}-${entity}`;
+        this.state.queued.set(key, entity);
+      });
       this.showResult(
         runIds.length ? `Синхронизация поставлена в очередь (запусков: ${formatInt(runIds.length)}).` : "Запрос на синхронизацию принят.",
         "ok",

@@ -20,6 +20,7 @@ from tests.dashboard.conftest import BrowserPage, Sidecar
 from tradeos_pipelines.db.engine import get_engine
 from tradeos_pipelines.db.models import Integration, SyncRequest
 from tradeos_pipelines.events import RedisEventBus
+from tradeos_pipelines.onec.emulator import EmulatorServer
 
 pytestmark = pytest.mark.browser
 
@@ -359,11 +360,13 @@ def test_enable_disable_and_test_connection(
     sidecar: Sidecar,
     browser_page: BrowserPage,
     make_integration: Callable[..., str],
+    emulator: EmulatorServer,
     admin_token: str,
     db: str,
 ) -> None:
+    make_integration("main-1c", name="Основная база 1С", base_url=emulator.base_url)
     # Nothing listens on port 9 (discard): the connection test must fail with a clear message.
-    make_integration("main-1c", name="Основная база 1С", base_url="http://127.0.0.1:9/trade")
+    make_integration("gone-1c", name="Старая база", base_url="http://127.0.0.1:9/trade")
     page = browser_page.page
     login(page, sidecar, admin_token)
     main = card(page, "main-1c")
@@ -380,9 +383,16 @@ def test_enable_disable_and_test_connection(
 
     main.get_by_role("button", name="Проверить связь").click()
     result = main.locator(".result")
+    expect(result).to_have_attribute("data-kind", "ok")
+    expect(result).to_contain_text(re.compile(r"Связь с 1С есть: версия .+, \d+ мс\."))
+
+    gone = card(page, "gone-1c")
+    gone.get_by_role("button", name="Проверить связь").click()
+    result = gone.locator(".result")
     expect(result).to_have_attribute("data-kind", "error", timeout=30_000)
     expect(result).to_contain_text("Нет связи с 1С")
     assert "test-key" not in result.inner_text()
+    assert browser_page.errors == []
 
 
 def test_reconnect_replays_missed_events(

@@ -1,0 +1,181 @@
+"""What the dev stack prepares before it starts any service.
+
+Everything here is idempotent, so ``tradeos dev`` can be stopped and started at will: the
+data folder (``TRADEOS_DATA_DIR``, default ``.tradeos/``) keeps the embedded servers' data, the
+dev secret key, the admin token and the Dagster home between runs.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from tradeos_pipelines.db.models import Integration
+from tradeos_pipelines.secrets import encrypt_json, new_secret_key
+from tradeos_pipelines.settings import PROJECT_ROOT, Settings
+
+DEMO_INTEGRATION_ID = "demo-1c"
+DEMO_API_KEY = "demo-key"
+EMBEDDED_DATABASE = "tradeos"
+
+
+class StackError(RuntimeError):
+    """The dev stack cannot start; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class DataDir:
+    """The folders and files the dev stack keeps under ``TRADEOS_DATA_DIR``."""
+
+    root: Path
+
+    @property
+    def postgres(self) -> Path:
+        """Embedded PostgreSQL's data folder."""
+        return self.root / "postgres"
+
+    @property
+    def redis(self) -> Path:
+        """Embedded Redis's data folder."""
+        return self.root / "redis"
+
+    @property
+    def logs(self) -> Path:
+        """One log file per service."""
+        return self.root / "logs"
+
+    @property
+    def dagster_home(self) -> Path:
+        """DAGSTER_HOME of the dev stack (a copy of the project's dagster.yaml)."""
+        return self.root / "dagster_home"
+
+    @property
+    def secret_key_file(self) -> Path:
+        """The dev-only Fernet key, generated once."""
+        return self.root / "secret.key"
+
+    @property
+    def admin_token_file(self) -> Path:
+        """The dev admin token, generated once."""
+        return self.root / "admin.token"
+
+    def create(self) -> None:
+        """Make the folder (private: it holds keys)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.chmod(0o711)  # others may traverse (embedded PostgreSQL's account) but not list
+        self.logs.mkdir(exist_ok=True)
+
+
+def _read_or_create(path: Path, make: Callable[[], str]) -> tuple[str, bool]:
+    if path.exists():
+        value = path.read_text().strip()
+        if value:
+            return value, False
+    value = make()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
+    return value, True
+
+
+def dev_secret_key(settings: Settings, data: DataDir) -> str:
+    """TRADEOS_SECRET_KEY, or (development only) a key generated once into secret.key."""
+    if settings.secret_key:
+        return settings.secret_key
+    if settings.env == "production":
+        raise StackError("TRADEOS_SECRET_KEY is required when TRADEOS_ENV=production")
+    value, _ = _read_or_create(data.secret_key_file, new_secret_key)
+    return value
+
+
+def admin_token(settings: Settings, data: DataDir) -> tuple[str, bool]:
+    """(token, from_environment): TRADEOS_ADMIN_TOKEN, or one generated once into admin.token."""
+    if settings.admin_token:
+        return settings.admin_token, True
+    value, _ = _read_or_create(data.admin_token_file, lambda: "dev-" + secrets.token_urlsafe(24))
+    return value, False
+
+
+def ensure_database(server_url: str, name: str) -> str:
+    """Create database ``name`` on the server of ``server_url`` if missing; return its URL.
+
+    Connects to the database ``server_url`` names (CREATE DATABASE works from any of them), so
+    a user who owns only their database but may create others needs no access to ``postgres``.
+    """
+    url = make_url(server_url)
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            exists = conn.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+            ).scalar()
+            if not exists:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except SQLAlchemyError as exc:
+        raise StackError(
+            f"cannot create the database {name!r} on {url.host}:{url.port}: "
+            f"{str(exc.orig or exc).strip().splitlines()[0]} (create it yourself, or set "
+            "TRADEOS_DAGSTER_DATABASE_URL to a database the user may use)"
+        ) from None
+    finally:
+        engine.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def dagster_database_url(database_url: str) -> str:
+    """TRADEOS_DAGSTER_DATABASE_URL if set, else ``<db>_dagster`` beside the app database."""
+    explicit = os.environ.get("TRADEOS_DAGSTER_DATABASE_URL")
+    if explicit:
+        return explicit
+    name = f"{make_url(database_url).database}_dagster"
+    return ensure_database(database_url, name)
+
+
+def prepare_dagster_home(data: DataDir) -> Path:
+    """DAGSTER_HOME with a fresh copy of the project's dagster.yaml (taken on every start)."""
+    data.dagster_home.mkdir(parents=True, exist_ok=True)
+    source = PROJECT_ROOT / "dagster.yaml"
+    if source.exists():
+        shutil.copyfile(source, data.dagster_home / "dagster.yaml")
+    return data.dagster_home
+
+
+def ensure_demo_integration(database_url: str, base_url: str, secret_key: str) -> None:
+    """Create or refresh the ``demo-1c`` integration pointing at the bundled emulator.
+
+    Refreshed on every start because the emulator's port and the secret key may have changed;
+    other fields a user edited (enabled, page size, …) are left as they are.
+    """
+    credentials = encrypt_json({"api_key": DEMO_API_KEY}, key=secret_key)
+    engine = create_engine(database_url)
+    try:
+        with Session(engine) as session:
+            row = session.scalars(
+                select(Integration).where(Integration.id == DEMO_INTEGRATION_ID)
+            ).first()
+            if row is None:
+                session.add(
+                    Integration(
+                        id=DEMO_INTEGRATION_ID,
+                        name="Демо 1С (встроенный эмулятор)",
+                        base_url=base_url,
+                        auth_type="api_key",
+                        credentials_encrypted=credentials,
+                    )
+                )
+            else:
+                row.base_url = base_url
+                row.auth_type = "api_key"
+                row.credentials_encrypted = credentials
+            session.commit()
+    finally:
+        engine.dispose()

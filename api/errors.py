@@ -45,6 +45,30 @@ def validation_items(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return items
 
 
+class FieldErrors(ValueError):
+    """Cross-field validation that a schema cannot express; answered as a 422 naming fields."""
+
+    def __init__(self, problems: list[tuple[str, str]], *, location: str = "body") -> None:
+        super().__init__("; ".join(f"{field}: {msg}" for field, msg in problems))
+        self.problems = problems
+        self.location = location
+
+
+async def _field_errors(request: Request, exc: FieldErrors) -> JSONResponse:
+    items = [
+        {
+            "field": field,
+            "loc": [exc.location, *field.split(".")],
+            "msg": msg,
+            "type": "value_error",
+        }
+        for field, msg in exc.problems
+    ]
+    return JSONResponse(
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": items}
+    )
+
+
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     return JSONResponse(
         status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
@@ -62,4 +86,5 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers on ``app``."""
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(FieldErrors, _field_errors)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected_error)

@@ -1,0 +1,85 @@
+"""``/api/v1/sync-logs`` and ``/api/v1/integrations/{id}/logs``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
+
+from api.deps import SessionDep
+from api.pagination import Cursor, Limit
+from api.schemas.sync import (
+    IntegrationLogsPublic,
+    LoggedEntity,
+    SyncLogDetail,
+    SyncLogsPublic,
+    SyncStatus,
+)
+from api.services import integrations as integration_service
+from api.services import logs
+from tradeos_pipelines.integrations import IntegrationNotFound
+
+router = APIRouter(tags=["logs"])
+
+
+@router.get("/sync-logs", response_model=SyncLogsPublic)
+def list_sync_logs(
+    session: SessionDep,
+    integration_id: str | None = None,
+    status: SyncStatus | None = None,
+    entity: LoggedEntity | None = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> SyncLogsPublic:
+    """Entity syncs, newest first."""
+    return logs.list_sync_logs(
+        session,
+        integration_id=integration_id,
+        status=status,
+        entity=entity,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+@router.get(
+    "/sync-logs/{sync_log_id}",
+    response_model=SyncLogDetail,
+    responses={404: {"description": "No such sync log"}},
+)
+def read_sync_log(sync_log_id: int, session: SessionDep) -> SyncLogDetail:
+    """One sync with the rows 1C sent that could not be taken."""
+    try:
+        return logs.get_sync_log(session, sync_log_id)
+    except logs.SyncLogNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
+
+
+@router.get(
+    "/integrations/{integration_id}/logs",
+    response_model=IntegrationLogsPublic,
+    responses={404: {"description": "No such integration"}},
+)
+def list_integration_logs(
+    integration_id: str,
+    session: SessionDep,
+    status_code: Annotated[int | None, Query(ge=100, le=599)] = None,
+    errors_only: Annotated[
+        bool, Query(description="Only failed attempts (error, no answer, or HTTP ≥ 400)")
+    ] = False,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> IntegrationLogsPublic:
+    """Every HTTP attempt to this integration's 1C, newest first."""
+    try:
+        integration_service.get_integration(session, integration_id)
+    except IntegrationNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
+    return logs.list_integration_logs(
+        session,
+        integration_id,
+        status_code=status_code,
+        errors_only=errors_only,
+        limit=limit,
+        cursor=cursor,
+    )

@@ -1,0 +1,122 @@
+"""Sync requests, sync logs, the request-level log and integration health."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+SyncEntity = Literal["nomenclature", "stock", "orders"]
+LoggedEntity = Literal["nomenclature", "stock", "orders", "order_export"]
+SyncStatus = Literal["running", "success", "partial", "failed"]
+
+
+class SyncNow(BaseModel):
+    """What to sync now: ``entities`` (all three by default), ``full`` for a full pass."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    entities: Annotated[list[SyncEntity], Field(min_length=1)] = [
+        "nomenclature",
+        "stock",
+        "orders",
+    ]
+    full: bool = False
+
+    @field_validator("entities")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
+
+
+class SyncLaunched(BaseModel):
+    """Dagster run ids started, or the id of the queued request when Dagster was down."""
+
+    run_ids: list[str]
+    request_id: int | None = None
+
+
+class SyncLogPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    integration_id: str
+    entity: str
+    run_id: str | None
+    status: str
+    full: bool
+    started_at: datetime
+    finished_at: datetime | None
+    duration_ms: float | None
+    fetched: int
+    created: int
+    updated: int
+    unchanged: int
+    deleted: int
+    conflicts: int
+    rejected: int
+    error: str | None
+    sync_version: int | None
+
+
+class SyncLogsPublic(BaseModel):
+    data: list[SyncLogPublic]
+    count: int
+    next_cursor: str | None
+
+
+class SyncRejectPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    onec_id: str | None
+    reason: str
+    payload: Any
+    created_at: datetime
+
+
+class SyncLogDetail(SyncLogPublic):
+    """One sync with the rows 1C sent that could not be taken."""
+
+    rejects: list[SyncRejectPublic]
+
+
+class IntegrationLogPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    integration_id: str
+    at: datetime
+    method: str
+    path: str
+    status_code: int | None
+    duration_ms: float
+    attempt: int
+    error: str | None
+    run_id: str | None
+
+
+class IntegrationLogsPublic(BaseModel):
+    data: list[IntegrationLogPublic]
+    count: int
+    next_cursor: str | None
+
+
+class EntityHealth(BaseModel):
+    last_sync: SyncLogPublic | None
+    last_success_at: datetime | None
+    error_streak: int
+
+
+class IntegrationHealth(BaseModel):
+    """Cached operating status of one integration."""
+
+    integration_id: str
+    enabled: bool
+    status: Literal["ok", "failing", "never_synced", "disabled", "circuit_open"]
+    entities: dict[str, EntityHealth]
+    circuit: dict[str, Any]
+    error_streak: int = Field(description="Consecutive failed syncs, newest first, any entity")
+    checked_at: datetime
+    cached: bool = False

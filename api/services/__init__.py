@@ -1,0 +1,1 @@
+"""Plain-Python cores behind the routes (no HTTP here): routes translate, services decide."""

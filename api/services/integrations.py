@@ -1,0 +1,184 @@
+"""Integration administration: create, change, enable, delete; secrets encrypted at rest.
+
+Credentials and the webhook secret are Fernet-encrypted (``tradeos_pipelines.secrets``) and
+leave this module only masked (``"***"``), except the webhook secret in the answer to create,
+which the 1C administrator needs once.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from api.errors import FieldErrors
+from api.schemas.integration import (
+    MASK,
+    IntegrationCreate,
+    IntegrationPublic,
+    IntegrationUpdate,
+)
+from api.slugs import slugify
+from tradeos_pipelines.db.models import Integration, IntegrationLog
+from tradeos_pipelines.integrations import IntegrationNotFound
+from tradeos_pipelines.secrets import decrypt_json, encrypt_json, encrypt_text
+
+
+class IntegrationExists(ValueError):
+    """The id is taken."""
+
+
+class IntegrationDisabled(RuntimeError):
+    """The integration is switched off; it does not sync on request either."""
+
+
+def webhook_path(integration_id: str) -> str:
+    """Where 1C posts its change notifications for this integration."""
+    return f"/api/v1/webhooks/1c/{integration_id}"
+
+
+def to_public(row: Integration, *, webhook_secret: str | None = None) -> IntegrationPublic:
+    """The API view of a row; ``webhook_secret`` only when it is shown once, on create."""
+    credentials = decrypt_json(row.credentials_encrypted)
+    return IntegrationPublic(
+        id=row.id,
+        name=row.name,
+        base_url=row.base_url,
+        auth_type=row.auth_type,  # type: ignore[arg-type]
+        api_key=MASK if credentials.get("api_key") else None,
+        username=credentials.get("username"),
+        password=MASK if credentials.get("password") else None,
+        webhook_secret=webhook_secret or (MASK if row.webhook_secret_encrypted else None),
+        webhook_path=webhook_path(row.id),
+        enabled=row.enabled,
+        timezone=row.timezone,
+        conflict_policy=row.conflict_policy,  # type: ignore[arg-type]
+        cache_ttl_seconds=row.cache_ttl_seconds,
+        page_size=row.page_size,
+        timeout_seconds=float(row.timeout_seconds),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _credentials(auth_type: str, given: dict[str, Any]) -> dict[str, str]:
+    """The credentials object for ``auth_type``, or a 422 naming the missing field."""
+    if auth_type == "api_key":
+        if not given.get("api_key"):
+            raise FieldErrors([("api_key", "required when auth_type is api_key")])
+        stray = [f for f in ("username", "password") if given.get(f)]
+        if stray:
+            raise FieldErrors([(f, "not used when auth_type is api_key") for f in stray])
+        return {"api_key": given["api_key"]}
+    missing = [f for f in ("username", "password") if not given.get(f)]
+    if missing:
+        raise FieldErrors([(f, "required when auth_type is basic") for f in missing])
+    if given.get("api_key"):
+        raise FieldErrors([("api_key", "not used when auth_type is basic")])
+    return {"username": given["username"], "password": given["password"]}
+
+
+def list_integrations(session: Session) -> list[Integration]:
+    """Every integration, by id."""
+    return list(session.scalars(select(Integration).order_by(Integration.id)))
+
+
+def get_integration(session: Session, integration_id: str) -> Integration:
+    """One integration or :class:`IntegrationNotFound`."""
+    row = session.get(Integration, integration_id)
+    if row is None:
+        raise IntegrationNotFound(f"integration {integration_id!r} does not exist")
+    return row
+
+
+def create_integration(session: Session, body: IntegrationCreate) -> tuple[Integration, str]:
+    """Store a new integration; returns it with its webhook secret (generated if not given)."""
+    integration_id = body.id or slugify(body.name)
+    if not integration_id:
+        raise FieldErrors([("id", "cannot be derived from name (no letters or digits); give one")])
+    if session.get(Integration, integration_id) is not None:
+        raise IntegrationExists(f"integration {integration_id!r} already exists")
+    credentials = _credentials(body.auth_type, body.model_dump())
+    webhook_secret = body.webhook_secret or secrets.token_urlsafe(32)
+    row = Integration(
+        id=integration_id,
+        name=body.name,
+        base_url=body.base_url,
+        auth_type=body.auth_type,
+        credentials_encrypted=encrypt_json(credentials),
+        webhook_secret_encrypted=encrypt_text(webhook_secret),
+        enabled=body.enabled,
+        timezone=body.timezone,
+        conflict_policy=body.conflict_policy,
+        cache_ttl_seconds=body.cache_ttl_seconds,
+        page_size=body.page_size,
+        timeout_seconds=body.timeout_seconds,
+    )
+    session.add(row)
+    try:
+        session.flush()
+    except IntegrityError:  # created concurrently under the same id
+        session.rollback()
+        raise IntegrationExists(f"integration {integration_id!r} already exists") from None
+    session.refresh(row)
+    return row, webhook_secret
+
+
+_PLAIN_FIELDS = (
+    "name",
+    "base_url",
+    "enabled",
+    "timezone",
+    "conflict_policy",
+    "cache_ttl_seconds",
+    "page_size",
+    "timeout_seconds",
+)
+
+
+def update_integration(
+    session: Session, integration_id: str, body: IntegrationUpdate
+) -> Integration:
+    """Apply a partial change; credentials are merged with the stored ones and re-validated."""
+    row = get_integration(session, integration_id)
+    changes = body.model_dump(exclude_unset=True)
+    for name in _PLAIN_FIELDS:
+        if name in changes:
+            if changes[name] is None:
+                raise FieldErrors([(name, "cannot be null")])
+            setattr(row, name, changes[name])
+    credential_fields = {"auth_type", "api_key", "username", "password"} & changes.keys()
+    if credential_fields:
+        auth_type = changes.get("auth_type") or row.auth_type
+        # Same auth type: a patch may change one credential; a new type needs all of its own.
+        stored = decrypt_json(row.credentials_encrypted) if auth_type == row.auth_type else {}
+        merged = {**stored, **{k: v for k, v in changes.items() if k in credential_fields}}
+        row.auth_type = auth_type
+        row.credentials_encrypted = encrypt_json(_credentials(auth_type, merged))
+    if changes.get("webhook_secret"):
+        row.webhook_secret_encrypted = encrypt_text(changes["webhook_secret"])
+    row.updated_at = datetime.now(UTC)
+    session.flush()
+    return row
+
+
+def set_enabled(session: Session, integration_id: str, enabled: bool) -> Integration:
+    """Switch scheduled and sensor-driven syncs of an integration on or off."""
+    row = get_integration(session, integration_id)
+    row.enabled = enabled
+    row.updated_at = datetime.now(UTC)
+    session.flush()
+    return row
+
+
+def delete_integration(session: Session, integration_id: str) -> None:
+    """Delete an integration with all its data (foreign keys cascade) and its request log."""
+    row = get_integration(session, integration_id)
+    # integration_logs has no foreign key (attempts are logged in batches): delete explicitly.
+    session.execute(delete(IntegrationLog).where(IntegrationLog.integration_id == integration_id))
+    session.delete(row)
+    session.flush()

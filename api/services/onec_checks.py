@@ -1,0 +1,40 @@
+"""``test-connection``: one call to 1C's health endpoint through the project's 1C client."""
+
+from __future__ import annotations
+
+import time
+
+import redis.asyncio as aioredis
+
+from api.schemas.integration import ConnectionTest
+from tradeos_pipelines.integrations import IntegrationConfig
+
+
+def _without_secrets(message: str, config: IntegrationConfig) -> str:
+    # The client's messages never carry credentials; this guards the API answer regardless.
+    for secret in (config.api_key, config.password, config.webhook_secret):
+        if secret:
+            message = message.replace(secret, "***")
+    return message
+
+
+async def test_connection(config: IntegrationConfig, redis: aioredis.Redis) -> ConnectionTest:
+    """Call ``/hs/api/health`` of the integration's 1C: latency and version, or the reason."""
+    from tradeos_pipelines.onec.client import OneCClient
+    from tradeos_pipelines.onec.errors import OneCError
+
+    started = time.perf_counter()
+    try:
+        async with OneCClient.from_config(config, redis=redis) as client:
+            health = await client.health()
+    except OneCError as exc:
+        return ConnectionTest(
+            ok=False,
+            latency_ms=round((time.perf_counter() - started) * 1000, 1),
+            error=_without_secrets(str(exc), config),
+        )
+    return ConnectionTest(
+        ok=True,
+        latency_ms=round((time.perf_counter() - started) * 1000, 1),
+        version=health.version,
+    )

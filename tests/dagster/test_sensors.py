@@ -1,0 +1,207 @@
+"""Sensors against a real instance, database and (for change detection) the 1C emulator."""
+
+from __future__ import annotations
+
+import json
+import socket
+from datetime import UTC, datetime
+
+from dagster import (
+    DagsterRunStatus,
+    SensorResult,
+    SkipReason,
+    build_sensor_context,
+)
+from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
+from dagster._core.test_utils import create_run_for_test
+from sqlalchemy import select
+
+from tradeos_pipelines.db.models import SyncRequest, SyncState
+from tradeos_pipelines.launch import request_sync
+from tradeos_pipelines.onec_sync.sensors import (
+    integration_partitions_sensor,
+    onec_change_sensor,
+    request_run_key,
+    sync_requests_sensor,
+)
+
+PAST_EVERYTHING = datetime(2026, 1, 1, tzinfo=UTC)  # later than every generated 1C row
+
+
+def context(instance, tradeos, cursor=None, name=None):
+    return build_sensor_context(
+        instance=instance, cursor=cursor, sensor_name=name, resources={"tradeos": tradeos}
+    )
+
+
+def submit(instance, request, sensor_name):
+    """Create the run the daemon would create for a sensor's run request (not started yet)."""
+    tags = {**request.tags, RUN_KEY_TAG: request.run_key, SENSOR_NAME_TAG: sensor_name}
+    return create_run_for_test(
+        instance, job_name=request.job_name, tags=tags, status=DagsterRunStatus.NOT_STARTED
+    )
+
+
+# --- partitions ----------------------------------------------------------------------------
+
+
+def test_partition_sensor_reconciles_with_integrations(
+    instance, tradeos, partitions, make_integration
+) -> None:
+    make_integration("a-1c")
+    make_integration("b-1c", enabled=False)  # disabled keeps its partition
+    partitions("a-1c", "deleted-1c")
+    result = integration_partitions_sensor(context(instance, tradeos))
+    assert isinstance(result, SensorResult)
+    requests = {
+        type(r).__name__: list(r.partition_keys) for r in result.dynamic_partitions_requests
+    }
+    assert requests == {
+        "AddDynamicPartitionsRequest": ["b-1c"],
+        "DeleteDynamicPartitionsRequest": ["deleted-1c"],
+    }
+    partitions("a-1c", "b-1c")
+    again = integration_partitions_sensor(context(instance, tradeos))
+    assert isinstance(again, SkipReason)
+    assert "match the 2 integrations" in again.skip_message
+
+
+# --- sync requests -------------------------------------------------------------------------
+
+
+def test_request_sensor_turns_each_request_into_runs_once(
+    instance, tradeos, session, partitions, make_integration
+) -> None:
+    make_integration("main-1c")
+    make_integration("new-1c")
+    partitions("main-1c")  # new-1c has no partition yet: the sensor adds it with its runs
+    hook = request_sync("main-1c", ["stock", "nomenclature"], full=False, source="webhook")
+    manual = request_sync("new-1c", ["orders"], full=True, source="webhook")
+
+    first = sync_requests_sensor(context(instance, tradeos))
+    assert isinstance(first, SensorResult)
+    keys = [r.run_key for r in first.run_requests]
+    assert keys == [
+        request_run_key(hook.request_id, "stock"),
+        request_run_key(hook.request_id, "nomenclature"),
+        request_run_key(manual.request_id, "orders"),
+    ]
+    stock, _, orders = first.run_requests
+    assert (stock.job_name, stock.partition_key) == ("stock_sync", "main-1c")
+    assert stock.tags["tradeos/source"] == "webhook" and stock.tags["dagster/priority"] == "5"
+    assert stock.tags["tradeos/request"] == str(hook.request_id)
+    assert orders.job_name == "orders_sync" and str(orders.partition_key).endswith("|new-1c")
+    assert orders.tags["tradeos/full"] == "true"
+    assert [list(r.partition_keys) for r in first.dynamic_partitions_requests] == [["new-1c"]]
+    rows = {r.id: r for r in session.scalars(select(SyncRequest))}
+    assert all(r.picked_at is not None and r.run_ids is None for r in rows.values())
+
+    # The daemon died before submitting: the next tick asks for the same run keys again.
+    second = sync_requests_sensor(context(instance, tradeos))
+    assert [r.run_key for r in second.run_requests] == keys
+
+    # Now the runs exist: the tick records their ids and asks for nothing.
+    instance.add_dynamic_partitions("integrations", ["new-1c"])
+    run_ids = [submit(instance, r, "sync_requests").run_id for r in first.run_requests]
+    third = sync_requests_sensor(context(instance, tradeos))
+    assert isinstance(third, SkipReason)
+    session.expire_all()
+    assert session.get(SyncRequest, hook.request_id).run_ids == run_ids[:2]
+    assert session.get(SyncRequest, manual.request_id).run_ids == run_ids[2:]
+    fourth = sync_requests_sensor(context(instance, tradeos))
+    assert isinstance(fourth, SkipReason) and "no waiting" in fourth.skip_message
+
+
+def test_request_joins_a_queued_run_of_the_same_partition(
+    instance, tradeos, session, partitions, make_integration
+) -> None:
+    make_integration("main-1c")
+    make_integration("off-1c", enabled=False)
+    partitions("main-1c", "off-1c")
+    queued = create_run_for_test(
+        instance,
+        job_name="stock_sync",
+        status=DagsterRunStatus.NOT_STARTED,
+        tags={
+            "tradeos/lane": "main-1c:stock",
+            "tradeos/full": "false",
+            "dagster/partition": "main-1c",
+        },
+    )
+    incremental = request_sync("main-1c", ["stock"], full=False, source="webhook")
+    full = request_sync("main-1c", ["stock"], full=True, source="webhook")
+    disabled = request_sync("off-1c", ["stock"], full=False, source="webhook")
+
+    result = sync_requests_sensor(context(instance, tradeos))
+    # The incremental request rides on the queued run; the full one needs its own run;
+    # a webhook for a disabled integration starts nothing.
+    assert [r.run_key for r in result.run_requests] == [request_run_key(full.request_id, "stock")]
+    session.expire_all()
+    assert session.get(SyncRequest, incremental.request_id).run_ids == [queued.run_id]
+    assert session.get(SyncRequest, full.request_id).run_ids is None
+    assert session.get(SyncRequest, disabled.request_id).run_ids == []
+
+
+# --- change detection ----------------------------------------------------------------------
+
+
+def set_watermarks(session, integration_id, when):
+    for entity in ("nomenclature", "stock", "orders"):
+        session.merge(
+            SyncState(
+                integration_id=integration_id, entity=entity, watermark=when, last_success_at=when
+            )
+        )
+    session.commit()
+
+
+def test_change_sensor_requests_only_what_changed(
+    instance, tradeos, session, partitions, make_integration, emulator
+) -> None:
+    make_integration("main-1c", base_url=emulator.base_url)
+    partitions("main-1c")
+    set_watermarks(session, "main-1c", PAST_EVERYTHING)
+
+    quiet = onec_change_sensor(context(instance, tradeos, name="onec_changes"))
+    assert not quiet.run_requests
+    assert "no changes" in quiet.skip_reason.skip_message
+
+    emulator.control.change_items(2)
+    changed = onec_change_sensor(context(instance, tradeos, cursor=quiet.cursor))
+    assert [(r.job_name, r.partition_key) for r in changed.run_requests] == [
+        ("nomenclature_sync", "main-1c")
+    ]
+    request = changed.run_requests[0]
+    assert request.tags["tradeos/source"] == "change"
+    cursor = json.loads(changed.cursor)
+    assert cursor["main-1c"]["nomenclature"]["watermark"] == PAST_EVERYTHING.isoformat()
+
+    # The same change is not requested again while its run waits in the queue …
+    submit(instance, request, "onec_changes")
+    emulator.control.change_stock(1)
+    later = onec_change_sensor(context(instance, tradeos, cursor=changed.cursor))
+    assert [(r.job_name, r.partition_key) for r in later.run_requests] == [
+        ("stock_sync", "main-1c")
+    ]
+
+
+def test_change_sensor_skips_a_1c_that_is_down(
+    instance, tradeos, session, partitions, make_integration, emulator
+) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/trade"
+    make_integration("dead-1c", base_url=dead)
+    make_integration("main-1c", base_url=emulator.base_url)
+    partitions("dead-1c", "main-1c")
+    set_watermarks(session, "main-1c", PAST_EVERYTHING)
+    emulator.control.change_items(1)
+
+    result = onec_change_sensor(context(instance, tradeos))
+    # The live integration still gets its run; the dead one is named in the log, not fatal.
+    assert [r.partition_key for r in result.run_requests] == ["main-1c"]
+    assert "dead-1c" not in json.loads(result.cursor)
+
+    only_dead = onec_change_sensor(context(instance, tradeos, cursor=result.cursor))
+    assert not only_dead.run_requests
+    assert "dead-1c: 1C unreachable" in only_dead.skip_reason.skip_message

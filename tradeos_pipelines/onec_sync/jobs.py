@@ -1,0 +1,40 @@
+"""One job per entity a person can ask to sync; each runs one partition with its checks."""
+
+from __future__ import annotations
+
+from dagster import AssetSelection, define_asset_job
+
+from tradeos_pipelines.onec_sync.assets import (
+    onec_order_export,
+    tradeos_order_statuses,
+    tradeos_products,
+    tradeos_stock,
+)
+from tradeos_pipelines.onec_sync.partitions import (
+    integration_partitions_def,
+    orders_partitions_def,
+)
+from tradeos_pipelines.onec_sync.runs import JOB_FOR_ENTITY
+
+nomenclature_job = define_asset_job(
+    JOB_FOR_ENTITY["nomenclature"],
+    selection=AssetSelection.assets(tradeos_products),
+    partitions_def=integration_partitions_def,
+    description="1C nomenclature → TradeOS products for one integration.",
+)
+
+stock_job = define_asset_job(
+    JOB_FOR_ENTITY["stock"],
+    selection=AssetSelection.assets(tradeos_stock),
+    partitions_def=integration_partitions_def,
+    description="1C free stock → TradeOS stock for one integration.",
+)
+
+orders_job = define_asset_job(
+    JOB_FOR_ENTITY["orders"],
+    selection=AssetSelection.assets(onec_order_export, tradeos_order_statuses),
+    partitions_def=orders_partitions_def,
+    description="Export one day's TradeOS orders to 1C, then read their 1C statuses back.",
+)
+
+sync_jobs = [nomenclature_job, stock_job, orders_job]

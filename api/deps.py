@@ -24,7 +24,9 @@ def get_session() -> Iterator[Session]:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": commit before the response is sent, so a client reading right after
+# its own write sees it (the default "request" scope commits after sending).
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def get_runtime(request: Request) -> Runtime:

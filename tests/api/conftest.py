@@ -8,6 +8,7 @@ connections that are closed after the test.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 import time
@@ -58,7 +59,7 @@ def start_sidecar(*, watch_runs: bool = False) -> Sidecar:
         api, ws = build_servers("127.0.0.1", api_port, ws_port, runtime)
         holder.update(runtime=runtime, servers=(api, ws))
         task = asyncio.gather(api.serve(sockets=[api_sock]), ws.serve(sockets=[ws_sock]))
-        while not (api.started and ws.started):
+        while not (api.started and ws.started):  # noqa: ASYNC110 - uvicorn exposes a flag only
             await asyncio.sleep(0.02)
         ready.set()
         try:
@@ -152,7 +153,9 @@ class WsClient:
 
 
 @pytest.fixture
-def ws_connect(sidecar: Sidecar, redis_url: str, admin_token: str) -> Iterator[Callable[..., WsClient]]:
+def ws_connect(
+    sidecar: Sidecar, redis_url: str, admin_token: str
+) -> Iterator[Callable[..., WsClient]]:
     """Open WebSocket clients: ``ws_connect(channels="runs", token=..., url=..., **params)``."""
     opened: list[WsClient] = []
 
@@ -174,7 +177,5 @@ def ws_connect(sidecar: Sidecar, redis_url: str, admin_token: str) -> Iterator[C
 
     yield connect
     for client in opened:
-        try:
+        with contextlib.suppress(Exception):
             client.close()
-        except Exception:
-            pass

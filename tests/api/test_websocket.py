@@ -1,0 +1,199 @@
+"""The WebSocket relay: protocol, channels, resume, slow clients, Cyrillic, both ports."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import time
+
+import pytest
+import redis
+import websocket
+
+from tradeos_pipelines.events import RedisEventBus
+
+
+@pytest.fixture
+def bus(redis_client: redis.Redis) -> RedisEventBus:
+    return RedisEventBus(redis_client)
+
+
+def close_code(client, timeout: float = 10.0) -> int:
+    """Read until the server's close frame; its status code."""
+    client.ws.settimeout(timeout)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        opcode, frame = client.ws.recv_data_frame(control_frame=True)
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            return struct.unpack("!H", frame.data[:2])[0]
+    raise AssertionError("no close frame")
+
+
+def test_seed_example_get_stats_with_websocket_client(ws_connect, admin_token, sidecar):
+    # The seed's example, verbatim in spirit: connect with a token, ask for stats, read them.
+    ws = websocket.create_connection(f"{sidecar.ws_url}?token={admin_token}", timeout=10)
+    try:
+        welcome = __import__("json").loads(ws.recv())
+        assert welcome["type"] == "welcome"
+        ws.send('{"type": "get_stats"}')
+        answer = __import__("json").loads(ws.recv())
+        while answer["type"] != "stats":
+            answer = __import__("json").loads(ws.recv())
+        assert answer["data"]["connections"] >= 1
+        assert set(answer["data"]["channels"]) >= {"sync_updates", "runs", "alerts"}
+        for key in ("events_relayed", "dropped_clients"):
+            assert key in answer["data"]
+    finally:
+        ws.close()
+
+
+def test_welcome_lists_channels_and_ping_pong(ws_connect):
+    client = ws_connect("sync_updates,runs")
+    assert client.recv() == {"type": "welcome", "channels": ["runs", "sync_updates"]}
+    client.send({"type": "ping"})
+    assert client.recv_type("pong")["type"] == "pong"
+
+
+@pytest.mark.parametrize("token", ["", "wrong-token"], ids=["missing", "wrong"])
+def test_bad_token_closes_with_1008(ws_connect, token):
+    client = ws_connect("runs", token=token)
+    assert close_code(client) == 1008
+
+
+def test_bad_messages_get_an_error_and_the_socket_stays_open(ws_connect):
+    client = ws_connect("runs")
+    client.recv_type("welcome")
+    for bad in (
+        "not json",
+        "[1, 2]",
+        '{"type": "dance"}',
+        '{"no": "type"}',
+        '{"type": "subscribe", "channels": ["nope"]}',
+        '{"type": "subscribe"}',
+    ):
+        client.send(bad)
+        error = client.recv_type("error")
+        assert error["error"], bad
+    client.ws.send_binary(b"\x00\x01")
+    assert client.recv_type("error")["error"]
+    client.send({"type": "ping"})
+    assert client.recv_type("pong")
+
+
+def test_unknown_channel_in_query_is_reported(ws_connect):
+    client = ws_connect("runs,bogus")
+    assert client.recv()["channels"] == ["runs"]
+    assert "bogus" in client.recv_type("error")["error"]
+
+
+def test_clients_on_different_channels_get_exactly_their_events(ws_connect, bus):
+    runs = ws_connect("runs")
+    stock = ws_connect("stock_updates")
+    both = ws_connect("runs,stock_updates")
+    for c in (runs, stock, both):
+        c.recv_type("welcome")
+    sent = []
+    for i in range(5):
+        sent.append(bus.publish("runs", "run.started", {"i": i}))
+        sent.append(bus.publish("stock_updates", "stock.updated", {"i": i}))
+        bus.publish("alerts", "alert", {"i": i})  # nobody here listens to alerts
+    got_runs = runs.events(5)
+    got_stock = stock.events(5)
+    got_both = both.events(10)
+    assert [e["channel"] for e in got_runs] == ["runs"] * 5
+    assert [e["channel"] for e in got_stock] == ["stock_updates"] * 5
+    # Order is guaranteed per channel (one stream each); across channels ids sort them.
+    assert sorted((e["id"] for e in got_both), key=lambda i: tuple(map(int, i.split("-")))) == sent
+    for channel in ("runs", "stock_updates"):
+        per_channel = [e["data"]["i"] for e in got_both if e["channel"] == channel]
+        assert per_channel == list(range(5))
+    assert [e["data"]["i"] for e in got_runs] == list(range(5))
+    # Nothing else arrives (a sentinel on each channel comes next, not an alert).
+    marker = bus.publish("runs", "run.succeeded", {"last": True})
+    assert runs.events(1)[0]["id"] == marker
+
+
+def test_subscribe_and_unsubscribe(ws_connect, bus):
+    client = ws_connect("runs")
+    client.recv_type("welcome")
+    client.send({"type": "subscribe", "channels": ["alerts"]})
+    assert client.recv_type("subscribed")["channels"] == ["alerts", "runs"]
+    client.send({"type": "unsubscribe", "channels": ["runs"]})
+    assert client.recv_type("subscribed")["channels"] == ["alerts"]
+    bus.publish("runs", "run.started", {"skip": True})
+    alert = bus.publish("alerts", "alert", {"message": "1C недоступна"})
+    assert client.events(1)[0]["id"] == alert
+
+
+def test_event_wire_format_and_cyrillic_intact(ws_connect, bus):
+    client = ws_connect("product_updates")
+    client.recv_type("welcome")
+    data = {"integration_id": "main-1c", "name": "Молоко «Домик в деревне» 3,2%", "unit": "шт"}
+    event_id = bus.publish("product_updates", "product.updated", data)
+    client.ws.settimeout(5)
+    raw = client.ws.recv()
+    while '"id"' not in raw:
+        raw = client.ws.recv()
+    assert "Молоко «Домик в деревне» 3,2%" in raw  # UTF-8 as is, no \\u escapes
+    event = __import__("orjson").loads(raw)
+    assert event["id"] == event_id and event["channel"] == "product_updates"
+    assert event["type"] == "product.updated" and event["data"] == data
+    assert event["ts"].endswith("Z")
+
+
+def test_resume_with_last_event_id_loses_nothing_and_duplicates_nothing(ws_connect, bus):
+    first = ws_connect("sync_updates,runs")
+    first.recv_type("welcome")
+    seen = [bus.publish("sync_updates", "sync.progress", {"n": 0})]
+    assert first.events(1)[0]["id"] == seen[0]
+    first.close()
+    missed = [
+        bus.publish("sync_updates" if n % 2 else "runs", "sync.progress", {"n": n})
+        for n in range(1, 6)
+    ]
+    bus.publish("alerts", "alert", {"not": "subscribed"})
+    second = ws_connect("sync_updates,runs", last_event_id=seen[0])
+    second.recv_type("welcome")
+    live = bus.publish("runs", "run.started", {"n": 6})
+    got = second.events(6)
+    # Replay comes in id order, then live events.
+    assert [e["id"] for e in got] == [*missed, live]
+    second.send({"type": "ping"})
+    assert second.recv_type("pong")  # and no duplicate event before the pong
+
+
+def test_bad_last_event_id_is_an_error(ws_connect):
+    client = ws_connect("runs", last_event_id="yesterday")
+    client.recv_type("welcome")
+    assert "last_event_id" in client.recv_type("error")["error"]
+
+
+def test_main_port_serves_ws_too(ws_connect, sidecar, bus):
+    client = ws_connect("alerts", url=sidecar.api_ws_url)
+    client.recv_type("welcome")
+    event_id = bus.publish("alerts", "alert", {"x": 1})
+    assert client.events(1)[0]["id"] == event_id
+
+
+def test_slow_client_is_dropped_with_1013_while_fast_one_keeps_receiving(ws_connect, bus, sidecar):
+    # A tiny receive buffer and no reading: the server's send queue fills up.
+    slow = ws_connect("stock_updates", sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),))
+    fast = ws_connect("stock_updates")
+    fast.recv_type("welcome")
+    dropped_before = sidecar.runtime.manager.dropped_clients
+    payload = "x" * 8000
+    total = 3000
+    ids = []
+    received = []
+    for i in range(total):
+        ids.append(bus.publish("stock_updates", "stock.updated", {"i": i, "pad": payload}))
+        if i % 200 == 199:  # the fast client keeps up as events arrive
+            received.extend(e["id"] for e in fast.events(len(ids) - len(received), timeout=30))
+    received.extend(e["id"] for e in fast.events(len(ids) - len(received), timeout=30))
+    assert received == ids
+    assert sidecar.runtime.manager.dropped_clients == dropped_before + 1
+    assert close_code(slow, timeout=60) == 1013
+    stats_client = ws_connect("runs")
+    stats_client.send({"type": "get_stats"})
+    stats = stats_client.recv_type("stats")["data"]
+    assert stats["dropped_clients"] >= 1

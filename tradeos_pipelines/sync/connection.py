@@ -1,0 +1,93 @@
+"""The sync's own PostgreSQL connection: staging COPY, the advisory lock, one final transaction.
+
+Each entity sync opens a dedicated psycopg2 connection instead of borrowing one from the pool:
+its TEMP staging tables and its advisory lock live exactly as long as the sync, and a connection
+killed under it (``pg_terminate_backend``, a PostgreSQL restart) cannot poison the pool.
+``application_name`` names the integration and entity, so an operator can find the backend.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import psycopg2
+import psycopg2.extensions
+from sqlalchemy.engine import make_url
+
+from tradeos_pipelines.settings import get_settings, normalize_database_url
+
+Connection = psycopg2.extensions.connection
+
+
+def resolve_database_url(database_url: str | None) -> str:
+    """The SQLAlchemy URL to use: the explicit one, else ``TRADEOS_DATABASE_URL``."""
+    if database_url:
+        return normalize_database_url(database_url)
+    return get_settings().require_database_url()
+
+
+def libpq_dsn(database_url: str) -> str:
+    """A libpq URI (what psycopg2 takes) for a SQLAlchemy URL."""
+    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def application_name(integration_id: str, entity: str) -> str:
+    """How the sync's backend shows in ``pg_stat_activity`` (at most 63 bytes)."""
+    return f"tradeos-sync {integration_id} {entity}"[:63]
+
+
+@contextmanager
+def sync_connection(database_url: str, integration_id: str, entity: str) -> Iterator[Connection]:
+    """A dedicated autocommit connection for one entity sync, closed at the end."""
+    conn = psycopg2.connect(
+        libpq_dsn(database_url), application_name=application_name(integration_id, entity)
+    )
+    conn.autocommit = True
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def try_lock(conn: Connection, integration_id: str, entity: str) -> bool:
+    """Take the session advisory lock of (integration, entity); False when another sync holds it.
+
+    The lock dies with the connection, so a killed sync never leaves it behind; while it is held,
+    a ``running`` log of the same integration and entity can only be a dead sync's.
+    """
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT pg_try_advisory_lock(hashtext('tradeos.sync'), hashtext(%s))",
+            (f"{integration_id}/{entity}",),
+        )
+        row = cur.fetchone()
+    return bool(row and row[0])
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        # A string keeps every digit; PostgreSQL casts it to numeric exactly.
+        return str(value)
+    raise TypeError(f"cannot stage a value of type {type(value).__name__}")
+
+
+def copy_json_rows(conn: Connection, table: str, rows: Iterable[Any]) -> int:
+    """COPY rows (each a JSON-able tuple or dict) into ``table``'s single ``jsonb`` column.
+
+    orjson serialises UUIDs and datetimes in C, which makes this the cheapest way to move a page
+    into PostgreSQL; the typed columns are cast from the JSON in SQL, set-based. JSON never
+    contains a raw tab or newline, so only backslashes need COPY's text-format escaping.
+    """
+    dumps = orjson.dumps
+    lines = [dumps(row, default=_json_default) for row in rows]
+    if not lines:
+        return 0
+    data = b"\n".join(lines).replace(b"\\", b"\\\\")
+    with conn.cursor() as cur:
+        cur.copy_expert(f"COPY {table} (r) FROM STDIN", io.BytesIO(data))
+    return len(lines)

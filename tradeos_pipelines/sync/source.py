@@ -1,0 +1,49 @@
+"""The 1C side of a sync: the integration's client, and its cache after a commit."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+import redis.asyncio as aioredis
+
+from tradeos_pipelines.events import AsyncRedisEventBus
+
+if TYPE_CHECKING:
+    from tradeos_pipelines.onec.client import OneCClient
+    from tradeos_pipelines.sync.engine import SyncRun
+
+
+@asynccontextmanager
+async def onec_client(sync: SyncRun) -> AsyncIterator[OneCClient]:
+    """The integration's 1C client, logging every attempt under the sync's run id."""
+    from tradeos_pipelines.onec.client import OneCClient
+    from tradeos_pipelines.onec.request_log import IntegrationLogWriter
+
+    redis = aioredis.from_url(sync.settings.require_redis_url())
+    try:
+        async with (
+            IntegrationLogWriter.from_settings() as request_log,
+            OneCClient.from_config(
+                sync.integration,
+                redis=redis,
+                request_log=request_log,
+                publisher=AsyncRedisEventBus(redis),
+                run_id=sync.run_id,
+            ) as client,
+        ):
+            yield client
+    finally:
+        await redis.aclose()
+
+
+async def invalidate_cache(sync: SyncRun) -> None:
+    """Drop the client's cached answers for the entity just committed."""
+    from tradeos_pipelines.onec.cache import invalidate
+
+    redis = aioredis.from_url(sync.settings.require_redis_url())
+    try:
+        await invalidate(redis, sync.integration_id, sync.entity)
+    finally:
+        await redis.aclose()

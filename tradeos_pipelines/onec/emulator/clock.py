@@ -8,6 +8,7 @@ and compares cheaply and formats back to the contract's ``YYYY-MM-DDTHH:MM:SS[.f
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 EPOCH = datetime(1970, 1, 1)
@@ -15,6 +16,7 @@ EPOCH = datetime(1970, 1, 1)
 BASE_MS = int((datetime(2025, 6, 2, 9, 0, 0) - EPOCH).total_seconds()) * 1000
 
 
+@lru_cache(maxsize=4096)  # rows are stamped in runs; the same stamp formats many times
 def format_ms(ms: int) -> str:
     """``YYYY-MM-DDTHH:MM:SS`` with ``.fff`` only when the milliseconds are not zero."""
     moment = EPOCH + timedelta(milliseconds=ms)

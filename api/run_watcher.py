@@ -1,11 +1,14 @@
 """Live Dagster run status for WebSocket clients: ``run.*`` events on the ``runs`` channel.
 
-Dagster's run status sensors fire only every ~30 s, so the sidecar reads the run storage of
-the Dagster instance (``DAGSTER_HOME``, dagster-postgres) itself: every
-``run_watcher_interval_seconds`` it asks for runs updated since its cursor and publishes each
-new status. The query window overlaps the previous one (a run updated in the same instant, or
-committed late, is not missed); ``(run_id, status)`` pairs already published are remembered
-here and claimed in Redis, so several sidecar processes publish each change once.
+Dagster's run status sensors fire only every ~30 s, so the sidecar reads the Dagster
+instance's event log (``DAGSTER_HOME``, dagster-postgres) itself: every
+``run_watcher_interval_seconds`` it fetches the run status change events (enqueued, started,
+succeeded, failed, canceled) newer than its cursor. Reading events rather than the runs
+table means a run that starts and finishes between two polls still announces both.
+
+The query window overlaps the previous one by a few seconds (an event committed late is not
+missed); ``(run_id, status)`` pairs already published are remembered here and claimed in
+Redis, so several sidecar processes publish each change once.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
@@ -24,51 +27,55 @@ from tradeos_pipelines.events import AsyncRedisEventBus
 
 if TYPE_CHECKING:
     from dagster import DagsterInstance
-    from dagster._core.storage.dagster_run import RunRecord
 
 logger = logging.getLogger(__name__)
 
-# Dagster status name → event type; transitional states (STARTING, CANCELING) are not events.
-EVENT_FOR_STATUS = {
-    "QUEUED": "run.queued",
-    "STARTED": "run.started",
-    "SUCCESS": "run.succeeded",
-    "FAILURE": "run.failed",
-    "CANCELED": "run.canceled",
+# Dagster event type → (run status, event type published).
+STATUS_EVENTS = {
+    "RUN_ENQUEUED": ("QUEUED", "run.queued"),
+    "RUN_START": ("STARTED", "run.started"),
+    "RUN_SUCCESS": ("SUCCESS", "run.succeeded"),
+    "RUN_FAILURE": ("FAILURE", "run.failed"),
+    "RUN_CANCELED": ("CANCELED", "run.canceled"),
 }
 # Tags set by tradeos_pipelines.onec_sync.runs.run_tags.
 TAG_INTEGRATION = "tradeos/integration"
 TAG_ENTITY = "tradeos/entity"
 TAG_PARTITION = "dagster/partition"
 
-OVERLAP = timedelta(seconds=2)
+OVERLAP_SECONDS = 3.0
 BATCH = 500
 SEEN_LIMIT = 20_000
 CLAIM_TTL_SECONDS = 24 * 3600
 
 
-def run_event(record: RunRecord) -> tuple[str, dict[str, Any]] | None:
-    """(event type, data) announcing a run record's current status, or None if not an event."""
-    run = record.dagster_run
-    event_type = EVENT_FOR_STATUS.get(run.status.value)
-    if event_type is None:
-        return None
-    tags = run.tags or {}
-    data = {
-        "run_id": run.run_id,
-        "job_name": run.job_name,
-        "status": run.status.value,
+@dataclass(frozen=True)
+class StatusChange:
+    """One run status change read from the event log."""
+
+    run_id: str
+    status: str
+    event_type: str
+    job_name: str
+    timestamp: float
+
+
+def run_event_data(change: StatusChange, tags: dict[str, str]) -> dict[str, Any]:
+    """The ``data`` of a ``run.*`` event."""
+    return {
+        "run_id": change.run_id,
+        "job_name": change.job_name,
+        "status": change.status,
         "partition": tags.get(TAG_PARTITION),
         "integration_id": tags.get(TAG_INTEGRATION),
         "entity": tags.get(TAG_ENTITY),
         "tags": {"integration": tags.get(TAG_INTEGRATION), "entity": tags.get(TAG_ENTITY)},
-        "updated_at": record.update_timestamp.isoformat(),
+        "at": change.timestamp,
     }
-    return event_type, data
 
 
 class RunWatcher:
-    """Polls a Dagster instance and publishes run status changes on the ``runs`` channel."""
+    """Polls a Dagster instance's event log and publishes run status changes on ``runs``."""
 
     def __init__(
         self,
@@ -83,8 +90,9 @@ class RunWatcher:
         self._namespace = namespace
         self._bus = AsyncRedisEventBus(redis, namespace=namespace)
         self._interval = interval_seconds
-        self._cursor: datetime | None = None
+        self._cursor: float | None = None
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._tags: OrderedDict[str, dict[str, str]] = OrderedDict()
         self._task: asyncio.Task[None] | None = None
         self.published = 0
 
@@ -98,11 +106,10 @@ class RunWatcher:
         return cls(DagsterInstance.get(), redis, namespace, interval_seconds=interval_seconds)
 
     async def start(self) -> None:
-        """Position the cursor at the newest update (history is not re-announced), then poll."""
-        latest = await asyncio.to_thread(self._fetch, None, 1, False)
-        self._cursor = latest[0].update_timestamp if latest else datetime.now(UTC)
-        for record in latest:
-            self._remember(record)
+        """Start from now (history is not re-announced), then poll in the background."""
+        import time
+
+        self._cursor = time.time()
         self._task = asyncio.create_task(self._run(), name="dagster-run-watcher")
 
     async def stop(self) -> None:
@@ -111,42 +118,58 @@ class RunWatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    def _fetch(
-        self, updated_after: datetime | None, limit: int, ascending: bool
-    ) -> list[RunRecord]:
-        from dagster import RunsFilter
+    def _fetch(self, after: float) -> list[StatusChange]:
+        from dagster import DagsterEventType
+        from dagster._core.event_api import RunStatusChangeRecordsFilter
 
-        filters = RunsFilter(updated_after=updated_after) if updated_after else None
-        return list(
-            self._instance.get_run_records(
-                filters=filters, limit=limit, order_by="update_timestamp", ascending=ascending
+        changes = []
+        for name, (status, _) in STATUS_EVENTS.items():
+            result = self._instance.fetch_run_status_changes(
+                RunStatusChangeRecordsFilter(
+                    event_type=DagsterEventType[name], after_timestamp=after
+                ),
+                limit=BATCH,
+                ascending=True,
             )
-        )
+            for record in result.records:
+                entry = record.event_log_entry
+                changes.append(
+                    StatusChange(entry.run_id, status, name, entry.job_name or "", entry.timestamp)
+                )
+        changes.sort(key=lambda c: c.timestamp)
+        return changes
 
-    def _remember(self, record: RunRecord) -> None:
-        """Mark (run, status) as announced."""
-        self._seen[(record.dagster_run.run_id, record.dagster_run.status.value)] = None
-        if len(self._seen) > SEEN_LIMIT:
-            self._seen.popitem(last=False)
+    def _run_tags(self, run_id: str) -> dict[str, str]:
+        tags = self._tags.get(run_id)
+        if tags is None:
+            run = self._instance.get_run_by_id(run_id)
+            tags = dict(run.tags) if run is not None else {}
+            self._tags[run_id] = tags
+            if len(self._tags) > SEEN_LIMIT:
+                self._tags.popitem(last=False)
+        return tags
 
     async def poll_once(self) -> int:
         """Publish what changed since the cursor; returns the number of events published."""
-        assert self._cursor is not None, "start() positions the cursor"
-        records = await asyncio.to_thread(self._fetch, self._cursor - OVERLAP, BATCH, True)
+        assert self._cursor is not None, "start() sets the cursor"
+        changes = await asyncio.to_thread(self._fetch, self._cursor - OVERLAP_SECONDS)
         published = 0
-        for record in records:
-            key = (record.dagster_run.run_id, record.dagster_run.status.value)
-            event = None if key in self._seen else run_event(record)
-            if event is not None:
-                event_type, data = event
-                claim = f"{self._namespace}:run-status:{data['run_id']}:{data['status']}"
+        for change in changes:
+            key = (change.run_id, change.status)
+            if key not in self._seen:
+                claim = f"{self._namespace}:run-status:{change.run_id}:{change.status}"
                 # Claimed in Redis so that several sidecar processes announce a change once.
                 if await self._redis.set(claim, 1, nx=True, ex=CLAIM_TTL_SECONDS):
-                    await self._bus.publish("runs", event_type, data)
+                    tags = await asyncio.to_thread(self._run_tags, change.run_id)
+                    await self._bus.publish(
+                        "runs", STATUS_EVENTS[change.event_type][1], run_event_data(change, tags)
+                    )
                     published += 1
-            # Only after publishing: a Redis error retries this record on the next poll.
-            self._remember(record)
-            self._cursor = max(self._cursor, record.update_timestamp)
+                # Only after publishing: a Redis error retries this change on the next poll.
+                self._seen[key] = None
+                if len(self._seen) > SEEN_LIMIT:
+                    self._seen.popitem(last=False)
+            self._cursor = max(self._cursor, change.timestamp)
         self.published += published
         return published
 

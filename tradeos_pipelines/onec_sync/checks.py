@@ -14,7 +14,7 @@ from dagster import (
 )
 from sqlalchemy import func, select
 
-from tradeos_pipelines.db.models import Order, Product, ProductGroup, Stock, SyncState
+from tradeos_pipelines.db.models import Integration, Order, Product, ProductGroup, Stock, SyncState
 from tradeos_pipelines.onec_sync.assets import onec_order_export, tradeos_products, tradeos_stock
 from tradeos_pipelines.onec_sync.partitions import (
     integration_partitions_def,
@@ -146,9 +146,11 @@ def no_orders_stuck_in_export_failed(
     key = orders_partitions_def.get_partition_key_from_str(context.partition_key)
     integration_id = key.keys_by_dimension["integration"]
     day = date.fromisoformat(key.keys_by_dimension["date"])
-    zone = ZoneInfo(get_settings().schedule_timezone)
-    start = datetime.combine(day, time.min, tzinfo=zone)
     with tradeos.session() as session:
+        # The day as the engine exports it: in the integration's (1C server's) time zone.
+        integration = session.get(Integration, integration_id)
+        zone = ZoneInfo(integration.timezone if integration else get_settings().schedule_timezone)
+        start = datetime.combine(day, time.min, tzinfo=zone)
         stuck = session.execute(
             select(Order.id, Order.export_error).where(
                 Order.integration_id == integration_id,

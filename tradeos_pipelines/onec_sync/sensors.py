@@ -44,6 +44,7 @@ from sqlalchemy.orm import Session
 from tradeos_pipelines.db.models import Integration, Order, SyncRequest, SyncState
 from tradeos_pipelines.integrations import IntegrationConfig, list_integration_ids, to_config
 from tradeos_pipelines.onec.client import OneCClient
+from tradeos_pipelines.onec.request_log import IntegrationLogWriter
 from tradeos_pipelines.onec_sync.jobs import sync_jobs
 from tradeos_pipelines.onec_sync.partitions import (
     integration_partitions_def,
@@ -259,10 +260,14 @@ class _Probe:
     watermarks: dict[Entity, datetime | None]
 
 
-async def _probe(probe: _Probe, redis_url: str) -> dict[Entity, bool]:
+async def _probe(
+    probe: _Probe, redis_url: str, request_log: IntegrationLogWriter
+) -> dict[Entity, bool]:
     client_redis = aioredis.Redis.from_url(redis_url)
     try:
-        async with OneCClient.from_config(probe.config, redis=client_redis) as client:
+        async with OneCClient.from_config(
+            probe.config, redis=client_redis, request_log=request_log
+        ) as client:
             return {
                 entity: await client.has_changes(entity, watermark)
                 for entity, watermark in probe.watermarks.items()
@@ -272,10 +277,10 @@ async def _probe(probe: _Probe, redis_url: str) -> dict[Entity, bool]:
 
 
 async def _probe_all(
-    probes: list[_Probe], redis_url: str
+    probes: list[_Probe], redis_url: str, request_log: IntegrationLogWriter
 ) -> list[dict[Entity, bool] | BaseException]:
     async def one(probe: _Probe) -> dict[Entity, bool]:
-        return await asyncio.wait_for(_probe(probe, redis_url), PROBE_TIMEOUT_S)
+        return await asyncio.wait_for(_probe(probe, redis_url, request_log), PROBE_TIMEOUT_S)
 
     return await asyncio.gather(*(one(p) for p in probes), return_exceptions=True)
 
@@ -287,13 +292,13 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _orders_waiting_days(session: Session, integration_id: str) -> list[date]:
-    """Days (schedule time zone) that have TradeOS orders still waiting for export."""
-    local_day = func.date(func.timezone(_settings.schedule_timezone, Order.order_date))
+def _orders_waiting_days(session: Session, integration: Integration) -> list[date]:
+    """Days (in the integration's time zone, as the engine exports them) with orders waiting."""
+    local_day = func.date(func.timezone(integration.timezone, Order.order_date))
     return list(
         session.scalars(
             select(local_day)
-            .where(Order.integration_id == integration_id, Order.status == "new")
+            .where(Order.integration_id == integration.id, Order.status == "new")
             .group_by(local_day)
             .order_by(local_day)
         )
@@ -356,9 +361,13 @@ def onec_change_sensor(
             if watermarks:
                 probes.append(_Probe(to_config(row), watermarks))
             if "orders" in watermarks:
-                waiting_orders[row.id] = _orders_waiting_days(session, row.id)
+                waiting_orders[row.id] = _orders_waiting_days(session, row)
 
-    answers = asyncio.run(_probe_all(probes, tradeos.redis_url)) if probes else []
+    answers: list[dict[Entity, bool] | BaseException] = []
+    if probes:
+        # Every probe is an HTTP attempt to 1C, logged in integration_logs like a sync's.
+        with IntegrationLogWriter(tradeos.database_url) as request_log:
+            answers = asyncio.run(_probe_all(probes, tradeos.redis_url, request_log))
     run_requests: list[RunRequest] = []
     today = today_in_schedule_timezone()
     for probe, answer in zip(probes, answers, strict=True):

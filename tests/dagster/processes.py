@@ -1,0 +1,95 @@
+"""Start ``dagster-webserver`` and ``dagster-daemon`` as real subprocesses for e2e tests and bench.
+
+Each runs in its own process group so that stopping it also stops the run workers and code
+servers it started.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from tradeos_pipelines.settings import PROJECT_ROOT
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class DagsterProcesses:
+    url: str
+    webserver: subprocess.Popen[bytes]
+    daemon: subprocess.Popen[bytes]
+    log_dir: Path
+
+
+def _stop(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
+@contextmanager
+def dagster_processes(
+    log_dir: Path, extra_env: Mapping[str, str] | None = None, ready_timeout: float = 180
+) -> Iterator[DagsterProcesses]:
+    """Webserver on a free port and the daemon, both loading workspace.yaml; stopped on exit."""
+    env = {**os.environ, **(extra_env or {})}
+    port = free_port()
+    log_dir.mkdir(parents=True, exist_ok=True)
+    web_log = (log_dir / "webserver.log").open("wb")
+    daemon_log = (log_dir / "daemon.log").open("wb")
+    common = {"cwd": PROJECT_ROOT, "env": env, "start_new_session": True}
+    webserver_cmd = [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port)]
+    webserver = subprocess.Popen(
+        [*webserver_cmd, "-w", "workspace.yaml"],
+        stdout=web_log,
+        stderr=subprocess.STDOUT,
+        **common,
+    )
+    daemon = subprocess.Popen(
+        [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
+        stdout=daemon_log,
+        stderr=subprocess.STDOUT,
+        **common,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + ready_timeout
+        while True:
+            if webserver.poll() is not None:
+                raise RuntimeError(f"dagster-webserver exited; see {log_dir / 'webserver.log'}")
+            try:
+                if httpx.get(f"{url}/server_info", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"dagster-webserver not ready; see {log_dir}")
+            time.sleep(0.5)
+        yield DagsterProcesses(url, webserver, daemon, log_dir)
+    finally:
+        _stop(daemon)
+        _stop(webserver)
+        web_log.close()
+        daemon_log.close()

@@ -1,0 +1,180 @@
+"""Materialize each asset per partition on a real instance, database and 1C emulator."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from datetime import UTC, datetime
+
+from dagster import (
+    AssetCheckEvaluation,
+    DagsterInstance,
+    build_run_status_sensor_context,
+    materialize,
+)
+from sqlalchemy import func, select
+
+from tradeos_pipelines.db.models import Order, OrderItem, Product, Stock, SyncLog
+from tradeos_pipelines.events import decode_event, stream_key
+from tradeos_pipelines.onec_sync.assets import (
+    onec_order_export,
+    tradeos_order_statuses,
+    tradeos_products,
+    tradeos_stock,
+)
+from tradeos_pipelines.onec_sync.checks import sync_checks
+from tradeos_pipelines.onec_sync.partitions import today_in_schedule_timezone
+from tradeos_pipelines.onec_sync.runs import run_tags
+from tradeos_pipelines.onec_sync.sensors import sync_failure_alerts
+
+COUNTS = ("fetched", "created", "updated", "unchanged", "deleted", "conflicts", "rejected")
+
+
+def run(instance: DagsterInstance, tradeos, assets, partition_key, **kwargs):
+    return materialize(
+        [*assets, *sync_checks],
+        selection=assets,
+        partition_key=partition_key,
+        instance=instance,
+        resources={"tradeos": tradeos},
+        **kwargs,
+    )
+
+
+def metadata_of(result, node: str) -> dict:
+    (event,) = result.asset_materializations_for_node(node)
+    return {k: v.value for k, v in event.metadata.items()}
+
+
+def checks_of(result) -> dict[str, AssetCheckEvaluation]:
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+
+
+def test_products_then_stock_per_partition(
+    instance, tradeos, session, partitions, make_integration, emulator
+) -> None:
+    make_integration("main-1c", base_url=emulator.base_url)
+    make_integration("other-1c", base_url=emulator.base_url)
+    partitions("main-1c", "other-1c")
+
+    products = run(instance, tradeos, [tradeos_products], "main-1c")
+    assert products.success
+    meta = metadata_of(products, "tradeos__products")
+    log = session.get(SyncLog, meta["sync_log_id"])
+    assert (log.integration_id, log.entity) == ("main-1c", "nomenclature")
+    assert log.run_id == products.run_id
+    assert meta["status"] == log.status == "success"
+    assert {k: meta[k] for k in COUNTS} == {k: getattr(log, k) for k in COUNTS}
+    assert meta["created"] > 0 and meta["sync_version"] == log.sync_version
+    assert meta["full"] is True  # the first sync of an integration is a full pass
+    assert isinstance(meta["duration_s"], float)
+    count = session.scalar(
+        select(func.count()).select_from(Product).where(Product.integration_id == "main-1c")
+    )
+    assert count > 0
+    # Only the partition that ran was synced.
+    assert not session.scalar(
+        select(func.count()).select_from(Product).where(Product.integration_id == "other-1c")
+    )
+    total_check = checks_of(products)["product_count_matches_onec_total"]
+    assert total_check.passed, total_check.metadata
+
+    again = run(instance, tradeos, [tradeos_products], "main-1c")
+    again_meta = metadata_of(again, "tradeos__products")
+    assert again_meta["created"] == 0 and again_meta["full"] is False
+
+    stock = run(
+        instance,
+        tradeos,
+        [tradeos_stock],
+        "main-1c",
+        tags=run_tags("main-1c", "stock", full=True, source="manual"),
+    )
+    assert stock.success
+    stock_meta = metadata_of(stock, "tradeos__stock")
+    assert stock_meta["full"] is True and stock_meta["fetched"] > 0
+    assert session.scalar(select(func.count()).select_from(Stock)) > 0
+    checks = checks_of(stock)
+    assert checks["no_negative_available_stock"].passed
+    assert checks["stock_rows_have_known_product"].passed
+    assert instance.get_materialized_partitions(tradeos_stock.key) == {"main-1c"}
+
+
+def test_orders_partition_exports_the_day_and_reads_statuses(
+    instance, tradeos, session, partitions, make_integration, emulator
+) -> None:
+    make_integration("main-1c", base_url=emulator.base_url)
+    partitions("main-1c")
+    run(instance, tradeos, [tradeos_products], "main-1c")
+    product = session.scalars(select(Product).where(Product.price.is_not(None)).limit(1)).one()
+    # A product 1C does not know: 1C answers 422 and the order waits for a person.
+    unknown = Product(integration_id="main-1c", onec_id=uuid.uuid4(), name="Нет в 1С")
+    session.add(unknown)
+    session.flush()
+    order, refused = (
+        Order(
+            id=uuid.uuid4(),
+            integration_id="main-1c",
+            order_date=datetime.now(UTC),
+            customer_name="ООО «Ромашка»",
+        )
+        for _ in range(2)
+    )
+    session.add_all([order, refused])
+    session.flush()
+    session.add_all(
+        [
+            OrderItem(order_id=order.id, product_id=product.id, quantity=1, price=product.price),
+            OrderItem(order_id=refused.id, product_id=unknown.id, quantity=1, price=1),
+        ]
+    )
+    session.commit()
+
+    key = f"{today_in_schedule_timezone().isoformat()}|main-1c"
+    result = run(instance, tradeos, [onec_order_export, tradeos_order_statuses], key)
+    assert result.success
+    export = metadata_of(result, "onec__order_export")
+    assert export["created"] == 1 and export["status"] == "partial"
+    assert metadata_of(result, "tradeos__order_statuses")["sync_log_id"] != export["sync_log_id"]
+    session.expire_all()
+    exported = session.get(Order, order.id)
+    assert exported.status == "exported" and exported.onec_number
+    assert len(emulator.control.orders(external_id=str(order.id))) == 1
+    assert session.get(Order, refused.id).status == "export_failed"
+    stuck = checks_of(result)["no_orders_stuck_in_export_failed"]
+    assert not stuck.passed and stuck.severity.value == "WARN"
+    assert stuck.metadata["export_failed"].value == 1
+    assert str(refused.id) in stuck.metadata["examples"].value[0]
+
+
+def test_failing_runs_raise_an_alert_after_the_streak(
+    instance, tradeos, redis_client, partitions, make_integration
+) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/trade"
+    make_integration("dead-1c", base_url=dead)
+    partitions("dead-1c")
+    tags = run_tags("dead-1c", "nomenclature", full=False, source="schedule")
+    alerts = stream_key("alerts")
+    for attempt in range(1, 4):
+        result = run(
+            instance, tradeos, [tradeos_products], "dead-1c", tags=tags, raise_on_error=False
+        )
+        assert not result.success
+        failure = result.get_run_failure_event()
+        context = build_run_status_sensor_context(
+            sensor_name="sync_failure_alerts",
+            dagster_event=failure,
+            dagster_instance=instance,
+            dagster_run=result.dagster_run,
+            resources={"tradeos": tradeos},
+        ).for_run_failure()
+        sync_failure_alerts(context)
+        entries = redis_client.xrange(alerts)
+        assert len(entries) == (1 if attempt == 3 else 0)
+    event = decode_event("alerts", *entries[0])
+    assert event["type"] == "alert"
+    assert event["data"]["integration_id"] == "dead-1c"
+    assert event["data"]["entity"] == "nomenclature" and event["data"]["failures"] == 3
+    assert "test-key" not in str(event)

@@ -135,7 +135,7 @@ class CircuitBreaker:
         self.probe_lease_ms = int(probe_lease_seconds * 1000)
         self.key = breaker_key(integration_id, namespace)
         self._redis = redis
-        self._publisher = publisher
+        self._publisher = publisher or AsyncRedisEventBus(redis)
         self._clock = clock
         self._admit = redis.register_script(_ADMIT)
         self._success = redis.register_script(_SUCCESS)
@@ -197,8 +197,6 @@ class CircuitBreaker:
         retry_at: str | None,
         error: str | None = None,
     ) -> None:
-        if self._publisher is None:
-            return
         data = {
             "integration_id": self.integration_id,
             "state": state,

@@ -187,9 +187,7 @@ class OneCClient:
         self._sleep = sleep
         self._jitter = jitter
         if breaker is None and redis is not None:
-            breaker = CircuitBreaker(
-                redis, integration_id, publisher=publisher or AsyncRedisEventBus(redis)
-            )
+            breaker = CircuitBreaker(redis, integration_id, publisher=publisher)
         self._breaker = breaker
         self._cache = (
             ResponseCache(redis, integration_id, ttl_seconds=cache_ttl_seconds)

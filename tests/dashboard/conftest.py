@@ -189,13 +189,14 @@ def browser_page(browser: Browser) -> Iterator[BrowserPage]:
 
 
 @pytest.fixture
-def screenshot() -> Callable[[Page, str], Path]:
-    """Save a full-page screenshot as artifacts/dashboard-<name>.png (CI keeps them)."""
+def screenshot() -> Callable[..., Path]:
+    """Save a screenshot as artifacts/dashboard-<name>.png (CI keeps them); full page unless
+    a dialog is open (a full-page shot would draw the sticky top bar mid-page)."""
 
-    def _take(page: Page, name: str) -> Path:
+    def _take(page: Page, name: str, *, full_page: bool = True) -> Path:
         ARTIFACTS.mkdir(exist_ok=True)
         path = ARTIFACTS / f"dashboard-{name}.png"
-        page.screenshot(path=str(path), full_page=True)
+        page.screenshot(path=str(path), full_page=full_page)
         return path
 
     return _take

@@ -52,7 +52,16 @@ def seeded(
     make_integration("branch-spb", name="Филиал СПб", base_url="http://127.0.0.1:9/trade")
     now = datetime.now(UTC)
     ids = {}
+    # Inserted oldest first, as syncs happen (the API lists newest first by id).
     for hours in range(20, 0, -2):
+        add_sync_log(
+            "branch-spb",
+            "stock",
+            started_at=now - timedelta(hours=hours, minutes=30),
+            seconds=5,
+            fetched=200,
+            updated=40,
+        )
         add_sync_log(
             "main-1c",
             "nomenclature",
@@ -63,13 +72,14 @@ def seeded(
             updated=hours * 3,
             unchanged=900,
         )
-        add_sync_log(
+    for minutes in (40, 20):
+        ids["failed"] = add_sync_log(
             "branch-spb",
-            "stock",
-            started_at=now - timedelta(hours=hours, minutes=30),
-            seconds=5,
-            fetched=200,
-            updated=40,
+            "nomenclature",
+            status="failed",
+            started_at=now - timedelta(minutes=minutes),
+            seconds=3,
+            error="1С недоступна: connection refused",
         )
     ids["partial"] = add_sync_log(
         "main-1c",
@@ -85,15 +95,6 @@ def seeded(
             {"onec_id": "c3d4", "reason": "<script>alert(1)</script>", "payload": None},
         ],
     )
-    for minutes in (40, 20):
-        ids["failed"] = add_sync_log(
-            "branch-spb",
-            "nomenclature",
-            status="failed",
-            started_at=now - timedelta(minutes=minutes),
-            seconds=3,
-            error="1С недоступна: connection refused",
-        )
     return ids
 
 
@@ -102,7 +103,7 @@ def test_nothing_loads_without_a_valid_token(
     browser_page: BrowserPage,
     seeded: dict[str, int],
     admin_token: str,
-    screenshot: Callable[[Page, str], object],
+    screenshot: Callable[..., object],
 ) -> None:
     page = browser_page.page
     api_calls: list[str] = []
@@ -140,7 +141,7 @@ def test_integrations_charts_and_operations_render(
     browser_page: BrowserPage,
     seeded: dict[str, int],
     admin_token: str,
-    screenshot: Callable[[Page, str], object],
+    screenshot: Callable[..., object],
 ) -> None:
     page = browser_page.page
     login(page, sidecar, admin_token)
@@ -192,7 +193,7 @@ def test_integrations_charts_and_operations_render(
     # Data is text, never markup.
     expect(dialog.locator("#detail-rejects")).to_contain_text("<script>alert(1)</script>")
     assert dialog.locator("script").count() == 0
-    screenshot(page, "detail")
+    screenshot(page, "detail", full_page=False)
     page.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
 
@@ -230,7 +231,7 @@ def test_status_follows_sync_events_live(
     add_sync_log: Callable[..., int],
     bus: RedisEventBus,
     admin_token: str,
-    screenshot: Callable[[Page, str], object],
+    screenshot: Callable[..., object],
 ) -> None:
     make_integration("main-1c", name="Основная база 1С")
     page = browser_page.page
@@ -246,7 +247,7 @@ def test_status_follows_sync_events_live(
     bus.publish("sync_updates", "sync.progress", {**event, "processed": 4000, "total": 10000})
     expect(main.locator(".progress")).to_contain_text("4 000 из 10 000")
     width = main.locator(".progress-bar").evaluate("el => el.style.width")
-    assert width == "40.0%"
+    assert width == "40%"
     screenshot(page, "syncing")
 
     # As the engine does: commit the log row, then announce it.
@@ -281,7 +282,7 @@ def test_circuit_open_and_alerts_stand_out(
     make_integration: Callable[..., str],
     bus: RedisEventBus,
     admin_token: str,
-    screenshot: Callable[[Page, str], object],
+    screenshot: Callable[..., object],
 ) -> None:
     make_integration("main-1c", name="Основная база 1С")
     page = browser_page.page
@@ -427,7 +428,7 @@ def test_phone_width_layout(
     browser_page: BrowserPage,
     seeded: dict[str, int],
     admin_token: str,
-    screenshot: Callable[[Page, str], object],
+    screenshot: Callable[..., object],
 ) -> None:
     page = browser_page.page
     page.set_viewport_size({"width": 390, "height": 844})
@@ -435,6 +436,12 @@ def test_phone_width_layout(
     expect(page.locator("#chart-success canvas")).to_have_count(1)
     expect(page.locator("#ops-body tr")).to_have_count(23)
     # Nothing wider than the screen except the operations table, which scrolls in its box.
+    too_wide = page.evaluate(
+        """() => [...document.querySelectorAll('body *')]
+            .filter(e => !e.closest('.table-wrap') && e.getBoundingClientRect().right > 391)
+            .map(e => `${e.tagName}.${e.className} ends at ${e.getBoundingClientRect().right}`)"""
+    )
+    assert too_wide == [], "\n".join(too_wide[:40])
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     cards = page.locator("article.card")
     first, second = cards.nth(0).bounding_box(), cards.nth(1).bounding_box()

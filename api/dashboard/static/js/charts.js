@@ -94,7 +94,8 @@ class Chart {
           label: line.name,
           stroke: PALETTE[i % PALETTE.length],
           width: 2,
-          spanGaps: false,
+          // Buckets without runs are null; joining across them keeps sparse schedules readable.
+          spanGaps: true,
           points: { show: true, size: 5 },
           value: (u, v) => (v === null || v === undefined ? "—" : this.format(v)),
         })),

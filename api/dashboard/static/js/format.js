@@ -62,6 +62,7 @@ export function formatAxisTime(date, longWindow) {
 /** Seconds as "850 мс", "12,4 с", "3 мин 05 с", "1 ч 02 мин". */
 export function formatDuration(seconds) {
   if (seconds === null || seconds === undefined || Number.isNaN(seconds)) return "—";
+  if (seconds === 0) return "0 с";
   if (seconds < 1) return `${integer.format(seconds * 1000)} мс`;
   if (seconds < 60) return `${decimal.format(seconds)} с`;
   const total = Math.round(seconds);

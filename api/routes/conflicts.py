@@ -12,6 +12,8 @@ from api.pagination import Cursor, Limit
 from api.schemas.conflict import ConflictPublic, ConflictResolve, ConflictsPublic
 from api.services import conflicts as service
 from tradeos_pipelines.db.engine import session_scope
+from tradeos_pipelines.sync import ConflictNotFound, ConflictNotOpen
+from tradeos_pipelines.sync import resolve_conflict as settle
 
 router = APIRouter(prefix="/conflicts", tags=["conflicts"])
 
@@ -46,7 +48,6 @@ def list_conflicts(
 )
 async def resolve_conflict(conflict_id: int, body: ConflictResolve) -> ConflictPublic:
     """Settle a conflict: ``onec`` takes 1C's value, ``tradeos`` keeps TradeOS's."""
-    from tradeos_pipelines.sync import resolve_conflict as settle
 
     def run() -> ConflictPublic:
         with session_scope() as session:
@@ -57,9 +58,7 @@ async def resolve_conflict(conflict_id: int, body: ConflictResolve) -> ConflictP
 
     try:
         return await run_in_threadpool(run)
-    except service.ConflictNotFound as exc:
+    except (service.ConflictNotFound, ConflictNotFound) as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
-    except LookupError as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
-    except ValueError as exc:
+    except ConflictNotOpen as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None

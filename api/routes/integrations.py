@@ -20,6 +20,7 @@ from api.services import integration_health, onec_checks
 from api.services import integrations as service
 from tradeos_pipelines.db.engine import session_scope
 from tradeos_pipelines.integrations import IntegrationNotFound, load_integration
+from tradeos_pipelines.launch import LaunchError, request_sync
 
 router = APIRouter(prefix="/integrations", tags=["integrations"])
 
@@ -124,7 +125,6 @@ async def test_connection(integration_id: str, redis: RedisDep) -> ConnectionTes
 )
 async def sync_now(integration_id: str, body: SyncNow) -> SyncLaunched:
     """Start Dagster runs for this integration's partitions now."""
-    from tradeos_pipelines.launch import LaunchError, request_sync
 
     def launch() -> Any:
         with session_scope() as session:

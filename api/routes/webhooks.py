@@ -18,6 +18,8 @@ from api.schemas.sync import SyncLaunched
 from api.services import webhooks
 from tradeos_pipelines.db.engine import session_scope
 from tradeos_pipelines.integrations import IntegrationNotFound, load_integration
+from tradeos_pipelines.launch import request_sync
+from tradeos_pipelines.onec.cache import invalidate
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
@@ -78,9 +80,6 @@ def _load(integration_id: str) -> Any:
 )
 async def onec_webhook(integration_id: str, request: Request, runtime: RuntimeDep) -> SyncLaunched:
     """Queue a sync of the entities 1C names and drop their cached 1C answers."""
-    from tradeos_pipelines.onec.cache import invalidate
-
-    from tradeos_pipelines.launch import request_sync
 
     settings = runtime.settings
     body = await request.body()
@@ -115,5 +114,6 @@ async def onec_webhook(integration_id: str, request: Request, runtime: RuntimeDe
     except Exception:
         await runtime.redis.delete(seen)  # not taken: let 1C retry the same body
         raise
-    await invalidate(runtime.redis, integration_id, list(notification.entities))
+    for entity in notification.entities:
+        await invalidate(runtime.redis, integration_id, entity, namespace=settings.redis_namespace)
     return SyncLaunched(run_ids=launched.run_ids, request_id=launched.request_id)

@@ -18,6 +18,7 @@ from api.services.logs import sync_log_public
 from tradeos_pipelines.db.engine import session_scope
 from tradeos_pipelines.db.models import Integration, SyncLog
 from tradeos_pipelines.integrations import IntegrationNotFound
+from tradeos_pipelines.onec.breaker import circuit_state
 from tradeos_pipelines.settings import get_settings
 
 # Enough recent syncs to find each entity's last one and a meaningful error streak.
@@ -70,14 +71,8 @@ def _from_database(integration_id: str) -> tuple[bool, dict[str, EntityHealth], 
 
 
 async def _circuit(redis: aioredis.Redis, integration_id: str) -> dict[str, Any]:
-    from tradeos_pipelines.onec.breaker import circuit_state
 
-    state = await circuit_state(redis, integration_id)
-    if hasattr(state, "model_dump"):
-        return state.model_dump(mode="json")
-    if isinstance(state, dict):
-        return state
-    return {"state": str(state)}
+    return await circuit_state(redis, integration_id, namespace=get_settings().redis_namespace)
 
 
 async def compute_health(redis: aioredis.Redis, integration_id: str) -> IntegrationHealth:

@@ -8,6 +8,10 @@ import redis.asyncio as aioredis
 
 from api.schemas.integration import ConnectionTest
 from tradeos_pipelines.integrations import IntegrationConfig
+from tradeos_pipelines.onec.cache import invalidate
+from tradeos_pipelines.onec.client import OneCClient
+from tradeos_pipelines.onec.errors import OneCError
+from tradeos_pipelines.settings import get_settings
 
 
 def _without_secrets(message: str, config: IntegrationConfig) -> str:
@@ -20,9 +24,9 @@ def _without_secrets(message: str, config: IntegrationConfig) -> str:
 
 async def test_connection(config: IntegrationConfig, redis: aioredis.Redis) -> ConnectionTest:
     """Call ``/hs/api/health`` of the integration's 1C: latency and version, or the reason."""
-    from tradeos_pipelines.onec.client import OneCClient
-    from tradeos_pipelines.onec.errors import OneCError
 
+    # The client caches /health; a connection test must really reach 1C (new credentials).
+    await invalidate(redis, config.id, "health", namespace=get_settings().redis_namespace)
     started = time.perf_counter()
     try:
         async with OneCClient.from_config(config, redis=redis) as client:

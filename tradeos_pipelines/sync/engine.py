@@ -37,6 +37,7 @@ import psycopg2.extras
 from tradeos_pipelines.db.engine import get_engine, session_scope
 from tradeos_pipelines.events import EventPublisher, RedisEventBus
 from tradeos_pipelines.integrations import IntegrationConfig, load_integration
+from tradeos_pipelines.onec.errors import OneCError
 from tradeos_pipelines.onec.models import Page
 from tradeos_pipelines.settings import Settings, get_settings
 from tradeos_pipelines.sync.announce import publish
@@ -69,6 +70,7 @@ class SyncRun:
     run_id: str | None
     full: bool
     conn: Connection
+    database_url: str
     publisher: EventPublisher
     settings: Settings
     counts: Counts = field(default_factory=Counts)
@@ -129,7 +131,7 @@ def run_entity_sync(
             log_id = refused_log(engine, integration_id, entity, run_id, full, reason)
             raise SyncFailed(log_id, reason)
         log_id = start_log(engine, integration_id, entity, run_id, full)
-        sync = SyncRun(config, entity, log_id, run_id, full, conn, bus, settings)
+        sync = SyncRun(config, entity, log_id, run_id, full, conn, url, bus, settings)
         publish(bus, "sync_updates", "sync.started", {**sync.event_data(), "full": full})
         try:
             asyncio.run(body(sync))
@@ -180,11 +182,6 @@ def describe_failure(exc: BaseException) -> str:
         return "interrupted: the sync was cancelled before it committed"
     if isinstance(exc, SyncAborted):
         return str(exc)
-    try:  # TEMP until the 1C client lands
-        from tradeos_pipelines.onec.errors import OneCError
-    except ImportError:
-        return f"{type(exc).__name__}: {exc}"
-
     if isinstance(exc, OneCError):
         return f"1C: {exc}"
     return f"{type(exc).__name__}: {exc}"

@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
+from tradeos_pipelines.onec.errors import OneCValidationError
 from tradeos_pipelines.onec.models import (
     OneCOrder,
     OrderCreate,
@@ -152,8 +153,6 @@ def _record(sync: SyncRun, order_id: str, created: OrderCreated) -> None:
 
 async def export_body(sync: SyncRun, day: date | None) -> None:
     """Send the waiting orders to 1C, recording each answer as it comes."""
-    from tradeos_pipelines.onec.errors import OneCValidationError
-
     start, end = day_bounds(day, sync.integration.timezone) if day else (None, None)
     with sync.conn.cursor() as cur:
         cur.execute(_WAITING_SQL, {"integration": sync.integration_id, "start": start, "end": end})

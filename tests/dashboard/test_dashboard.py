@@ -6,12 +6,16 @@ breaker publish them; the page must pick them up over its WebSocket with no relo
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import pytest
 import redis
+import redis.asyncio as aioredis
 from playwright.sync_api import Locator, Page, expect
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,9 +24,13 @@ from tests.dashboard.conftest import BrowserPage, Sidecar
 from tradeos_pipelines.db.engine import get_engine
 from tradeos_pipelines.db.models import Integration, SyncRequest
 from tradeos_pipelines.events import RedisEventBus
+from tradeos_pipelines.onec.breaker import CircuitBreaker
 from tradeos_pipelines.onec.emulator import EmulatorServer
+from tradeos_pipelines.sync import sync_nomenclature
 
 pytestmark = pytest.mark.browser
+
+T = TypeVar("T")
 
 
 def login(page: Page, sidecar: Sidecar, token: str) -> None:
@@ -32,6 +40,12 @@ def login(page: Page, sidecar: Sidecar, token: str) -> None:
     page.click("#login-submit")
     expect(page.locator("#app")).to_be_visible()
     expect(page.locator("#live")).to_have_text("Онлайн")
+
+
+def in_thread(function: Callable[..., T], *args: object, **kwargs: object) -> T:
+    """Run blocking or asyncio code beside Playwright's sync API (which owns this thread's loop)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(function, *args, **kwargs).result()
 
 
 def card(page: Page, integration_id: str) -> Locator:
@@ -276,11 +290,51 @@ def test_status_follows_sync_events_live(
     assert browser_page.errors == []
 
 
+def test_a_real_engine_sync_shows_live(
+    sidecar: Sidecar,
+    browser_page: BrowserPage,
+    make_integration: Callable[..., str],
+    emulator: EmulatorServer,
+    bus: RedisEventBus,
+    admin_token: str,
+) -> None:
+    # Small pages, so the engine reports progress several times during the run.
+    make_integration("main-1c", name="Основная база 1С", base_url=emulator.base_url, page_size=50)
+    page = browser_page.page
+    login(page, sidecar, admin_token)
+    main = card(page, "main-1c")
+    expect(main.locator(".badge")).to_have_text("Ожидание")
+    # Record every status and progress text the card shows while the sync runs.
+    main.evaluate(
+        """card => {
+            window.__seen = [];
+            new MutationObserver(() => window.__seen.push(
+                card.querySelector('.badge').textContent + ' | ' +
+                card.querySelector('.progress').textContent)
+            ).observe(card, {subtree: true, childList: true, characterData: true});
+        }"""
+    )
+
+    result = in_thread(sync_nomenclature, "main-1c", run_id="run-real-1", publisher=bus)
+
+    assert result.status == "success" and result.fetched > 0
+    expect(main.locator('tr[data-entity="nomenclature"] td')).to_have_text("только что")
+    expect(main.locator(".badge")).to_have_text("Ожидание")
+    seen = page.evaluate("window.__seen")
+    assert any(text.startswith("Синхронизация") for text in seen), seen
+    assert any(" из " in text for text in seen), seen
+    row = page.locator("#ops-body tr").first
+    expect(row).to_contain_text("Успешно")
+    expect(row).to_contain_text(f"{result.fetched}")
+    expect(page.locator("#chart-rows")).to_have_attribute("data-series", "1")
+    assert browser_page.errors == []
+
+
 def test_circuit_open_and_alerts_stand_out(
     sidecar: Sidecar,
     browser_page: BrowserPage,
     make_integration: Callable[..., str],
-    bus: RedisEventBus,
+    redis_url: str,
     admin_token: str,
     screenshot: Callable[..., object],
 ) -> None:
@@ -289,34 +343,31 @@ def test_circuit_open_and_alerts_stand_out(
     login(page, sidecar, admin_token)
     expect(page.locator("#alerts")).to_be_hidden()
 
-    retry_at = (datetime.now(UTC) + timedelta(seconds=30)).isoformat()
-    bus.publish(
-        "integration_status",
-        "integration.status",
-        {"integration_id": "main-1c", "state": "open", "failures": 5, "retry_at": retry_at},
-    )
+    async def trip_breaker(failures: int, *, then_recover: bool = False) -> None:
+        client = aioredis.Redis.from_url(redis_url)
+        try:
+            breaker = CircuitBreaker(client, "main-1c", failure_threshold=2, cooldown_seconds=30)
+            for _ in range(failures):
+                await breaker.record_failure("ConnectError: connection refused")
+            if then_recover:
+                await breaker.record_success()
+        finally:
+            await client.aclose()
+
+    # The 1C client's breaker opens after repeated failures and announces it.
+    in_thread(asyncio.run, trip_breaker(2))
     main = card(page, "main-1c")
     expect(main.locator(".badge")).to_have_text("1С недоступна")
     expect(main).to_have_class(re.compile(r"\balert\b"))
     expect(page.locator("#alert-list")).to_contain_text("«Основная база 1С»: 1С не отвечает")
-
-    bus.publish(
-        "alerts",
-        "alert",
-        {"integration_id": "main-1c", "message": "5 ошибок подряд при синхронизации остатков"},
-    )
-    expect(page.locator("#alert-list")).to_contain_text(
-        "5 ошибок подряд при синхронизации остатков"
-    )
+    expect(page.locator("#alert-list")).to_contain_text("2 ошибок подряд")
     expect(page.locator(".toast")).to_contain_text("Тревога по «Основная база 1С»")
     screenshot(page, "alerts")
 
-    bus.publish(
-        "integration_status",
-        "integration.status",
-        {"integration_id": "main-1c", "state": "closed", "failures": 0},
-    )
+    # 1C answers again: the card recovers; the alert event stays until dismissed.
+    in_thread(asyncio.run, trip_breaker(0, then_recover=True))
     expect(main.locator(".badge")).to_have_text("Ожидание")
+    expect(page.locator("#alert-list li")).to_have_count(1)
     page.click("#alerts-dismiss")
     expect(page.locator("#alerts")).to_be_hidden()
 

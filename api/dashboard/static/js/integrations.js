@@ -24,7 +24,7 @@ const REPEATED_FAILURES = 2;
 function emptyState(integration) {
   return {
     integration,
-    circuit: { state: "closed", retryAt: null },
+    circuit: { state: "closed", retryAt: null, asOf: null },
     errorStreak: 0,
     // entity → {lastSuccessAt, lastStatus, lastError, asOf}; asOf: when that news happened
     entities: {},
@@ -45,7 +45,10 @@ const newest = (a, b) => (!a ? b : !b ? a : a > b ? a : b);
  */
 export function applyHealth(state, health) {
   const circuit = health.circuit || {};
-  state.circuit = { state: circuit.state || "closed", retryAt: parseTime(circuit.retry_at) };
+  const checkedAt = parseTime(health.checked_at);
+  if (!state.circuit.asOf || (checkedAt && checkedAt > state.circuit.asOf)) {
+    state.circuit = { state: circuit.state || "closed", retryAt: parseTime(circuit.retry_at), asOf: checkedAt };
+  }
   let snapshotAt = null;
   for (const [entity, info] of Object.entries(health.entities || {})) {
     const last = info.last_sync;
@@ -63,9 +66,8 @@ export function applyHealth(state, health) {
       lastError: last?.error ?? null,
       asOf,
     };
-    if (last?.status === "running" && !state.active[entity]) {
-      state.active[entity] = { runId: last.run_id, processed: last.fetched || null, total: null };
-    } else if (last && last.status !== "running" && state.active[entity]?.runId === last.run_id) {
+    // The snapshot lists finished syncs only; one that ended unseen (events lost) stops here.
+    if (last && state.active[entity]?.runId && state.active[entity].runId === last.run_id) {
       delete state.active[entity];
     }
   }
@@ -186,8 +188,9 @@ export function applyEvent(state, event) {
       return true;
     case "integration.status":
       state.circuit = {
-        state: data.state ?? data.circuit ?? state.circuit.state,
+        state: data.state ?? state.circuit.state,
         retryAt: parseTime(data.retry_at),
+        asOf: parseTime(event.ts) || new Date(),
       };
       return false;
     default:

@@ -51,9 +51,12 @@ def _stop(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
 
 @contextmanager
 def dagster_processes(
-    log_dir: Path, extra_env: Mapping[str, str] | None = None, ready_timeout: float = 180
+    log_dir: Path,
+    extra_env: Mapping[str, str] | None = None,
+    ready_timeout: float = 180,
+    workspace: Path = PROJECT_ROOT / "workspace.yaml",
 ) -> Iterator[DagsterProcesses]:
-    """Webserver on a free port and the daemon, both loading workspace.yaml; stopped on exit."""
+    """Webserver on a free port and the daemon, both loading ``workspace``; stopped on exit."""
     env = {**os.environ, **(extra_env or {})}
     port = free_port()
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -62,13 +65,13 @@ def dagster_processes(
     common = {"cwd": PROJECT_ROOT, "env": env, "start_new_session": True}
     webserver_cmd = [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port)]
     webserver = subprocess.Popen(
-        [*webserver_cmd, "-w", "workspace.yaml"],
+        [*webserver_cmd, "-w", str(workspace)],
         stdout=web_log,
         stderr=subprocess.STDOUT,
         **common,
     )
     daemon = subprocess.Popen(
-        [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
+        [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)],
         stdout=daemon_log,
         stderr=subprocess.STDOUT,
         **common,

@@ -64,7 +64,7 @@ def test_sensors_and_schedules_sync_without_a_trigger(
         wait_for(
             "the change sensor's catalogue sync",
             lambda: materialized(instance, ["tradeos", "products"], "main-1c"),
-            300,
+            420,
         )
         products_run = run_of(instance, ["tradeos", "products"], "main-1c")
         assert products_run.tags["tradeos/source"] == "change"
@@ -73,7 +73,7 @@ def test_sensors_and_schedules_sync_without_a_trigger(
         wait_for(
             "the stock schedule",
             lambda: materialized(instance, ["tradeos", "stock"], "main-1c"),
-            200,
+            420,
         )
         assert run_of(instance, ["tradeos", "stock"], "main-1c").tags["tradeos/source"] in (
             "schedule",
@@ -82,7 +82,7 @@ def test_sensors_and_schedules_sync_without_a_trigger(
         wait_for(
             "the orders schedule",
             lambda: materialized(instance, ["onec", "order_export"], orders_partition),
-            200,
+            420,
         )
         orders_run = run_of(instance, ["onec", "order_export"], orders_partition)
         assert orders_run.tags["tradeos/source"] == "schedule"

@@ -7,6 +7,7 @@ from decimal import Decimal
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -136,15 +137,22 @@ def _item(**changes):
     is_folder=st.booleans(),
     code=st.one_of(st.text(max_size=5), st.integers(0, 99999)),
 )
-def test_fast_and_careful_paths_agree(price, group, is_folder, code):
-    parser = NomenclatureParser(MSK)
+def test_quick_and_careful_paths_agree(price, group, is_folder, code):
     raw = _item(price=price, group_id=group, is_folder=is_folder, code=code)
-    careful = parser.careful(raw)
-    try:
-        fast = parser.fast(raw)
-    except Exception:  # the fast path may decline; then only the careful one is used
-        return
-    assert fast == careful
+    careful = NomenclatureParser(MSK).careful(raw)
+    body = orjson.dumps({"items": [raw], "next_cursor": None})
+    page = NomenclatureParser(MSK).parse_body(body, "GET /nomenclature")
+    assert page.items == [careful] and not page.rejected
+
+
+def test_a_broken_row_sends_the_page_to_the_careful_path_with_the_raw_payload():
+    rows = [_item(), _item(id="00000000-0000-0000-0000-000000000000"), _item(price="1 234,50")]
+    body = b"\xef\xbb\xbf" + orjson.dumps({"items": rows, "next_cursor": "c2", "total": 3})
+    page = NomenclatureParser(MSK).parse_body(body, "GET /nomenclature")
+    assert [i.price for i in page.items] == [Decimal("1234.5"), Decimal("1234.50")]
+    assert [r.reason for r in page.rejected] == ["id: is the zero GUID (no reference)"]
+    assert page.rejected[0].payload == rows[1]
+    assert page.next_cursor == "c2" and page.total == 3
 
 
 def test_bad_rows_are_rejected_with_the_field_named_and_the_page_goes_on():

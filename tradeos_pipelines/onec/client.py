@@ -56,6 +56,8 @@ from tradeos_pipelines.onec.models import (
 )
 from tradeos_pipelines.onec.parsing import (
     PARSERS,
+    Decoded,
+    RowParser,
     decode_envelope,
     decode_json,
     parse_guid,
@@ -303,7 +305,8 @@ class OneCClient:
             body = await self._cached_get(entity, path, params)
         else:
             body = (await self._call("GET", path, params=params)).body
-        return PARSERS[entity](self.zone).parse_page(self._envelope(body, what))
+        parser = PARSERS[entity](self.zone)
+        return parser.build(self._decode(parser, body, what))
 
     async def has_changes(self, entity: Entity, changed_since: datetime | None) -> bool:
         """Whether 1C has rows of ``entity`` changed after ``changed_since`` (a one-row read)."""
@@ -377,8 +380,8 @@ class OneCClient:
             while pending is not None:
                 answer = await pending
                 pending = None
-                envelope = self._envelope(answer.body, what)
-                cursor = envelope["next_cursor"]
+                decoded = self._decode(parser, answer.body, what)
+                cursor = decoded.next_cursor
                 if cursor is not None:
                     if cursor == previous_cursor:
                         raise self._protocol(
@@ -390,13 +393,21 @@ class OneCClient:
                         self._call("GET", path, params={**params, "cursor": cursor})
                     )
                     await asyncio.sleep(0)
-                yield parser.parse_page(envelope)
+                yield parser.build(decoded)
         finally:
             if pending is not None and not pending.done():
                 pending.cancel()
                 # The caller stopped reading: whatever the abandoned page did does not matter.
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await pending
+
+    def _decode(self, parser: RowParser, body: bytes, what: str) -> Decoded:
+        """Decode a page body: the cursor is known before the rows become models."""
+        try:
+            return parser.decode(body, what)
+        except OneCProtocolError as exc:
+            exc.integration_id = self.integration_id
+            raise
 
     def _envelope(self, body: bytes, what: str) -> dict[str, Any]:
         try:

@@ -12,21 +12,25 @@ is wrong, and the rest of the page still parses. A body that is not the contract
 (HTML, truncated JSON, no ``items`` list) raises :class:`OneCProtocolError`: never an empty
 page.
 
-Speed: rows that look clean go through a fast path (plain conversions, no per-field error
-bookkeeping, models built without re-validation); anything unusual, including every quirk,
-falls back to the careful path, which either parses it or says what is wrong. Both paths give
-the same result for the same row (a property test checks this).
+Speed: a page is first decoded by msgspec into typed wire structs (GUIDs, booleans and text
+checked in C; JSON numbers as exact ``Decimal``), and models are built from them without
+re-validation; ``Формат()`` strings are parsed in Python on the way. If any row is broken,
+the page is redone row by row on the careful path, which parses what it can and says what is
+wrong with the rest. Both paths give the same result for the same row (a property test
+checks this).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 from uuid import UUID
 
+import msgspec
 import orjson
 from pydantic import BaseModel
 
@@ -158,53 +162,115 @@ def _flag(value: Any) -> bool:
     raise ValueError(f"{value!r} is not true/false")
 
 
+_set = object.__setattr__
+_asdict = msgspec.structs.asdict
+_UNSEEN = object()
+_FIELDS_SET: dict[type[BaseModel], set[str]] = {}
+
+
 def _build(cls: type[M], values: dict[str, Any]) -> M:
     """Make a frozen row model from values already checked, skipping re-validation.
 
-    ``values`` holds every field of ``cls``; this does what ``model_construct`` does without
-    its per-field default handling, which costs more than the parsing itself.
+    ``values`` holds every field of ``cls``; this is ``model_construct`` without its per-field
+    default handling, which costs more than the parsing itself. The fields-set is shared by
+    all rows of a class: frozen models never change it, and pydantic copies it on
+    ``model_copy``.
     """
     row = cls.__new__(cls)
     _set(row, "__dict__", values)
-    _set(row, "__pydantic_fields_set__", set(values))
+    fields = _FIELDS_SET.get(cls)
+    if fields is None:
+        fields = _FIELDS_SET[cls] = set(cls.model_fields)
+    _set(row, "__pydantic_fields_set__", fields)
     _set(row, "__pydantic_extra__", None)
     _set(row, "__pydantic_private__", None)
     return row
 
 
-_set = object.__setattr__
-
-
 # ----- rows ---------------------------------------------------------------------------------
-class RowParser:
-    """Parses the rows of one entity for one integration's time zone.
+class _Decline(Exception):
+    """The quick path will not take this row; the careful path decides (internal)."""
 
-    Keeps small caches of timestamps and references that repeat across rows (a bulk edit in
-    1C stamps many rows with the same second; many goods share a group or a warehouse).
+
+@dataclass
+class Decoded:
+    """A page decoded but not yet turned into models: the cursor is known already."""
+
+    rows: list[Any]
+    next_cursor: str | None
+    total: int | None
+    body: bytes
+    typed: bool  # rows are wire structs (quick path) rather than plain dicts
+
+
+class RowParser:
+    """Parses the pages of one entity for one integration's time zone.
+
+    :meth:`decode` reads the body (typed, in C, by msgspec when the page is well formed;
+    by orjson otherwise) and :meth:`build` makes the row models. Small caches keep
+    timestamps and references that repeat across rows (a bulk edit in 1C stamps many rows
+    with the same second; many goods share a group or a warehouse).
     """
 
     entity: str
     model: type[BaseModel]
     id_field: str
+    wire: type[msgspec.Struct] | None = None
 
     def __init__(self, zone: tzinfo) -> None:
         self.zone = zone
-        self._dates: dict[str, datetime | None] = {}
+        self._dates: dict[Any, datetime | None] = {}
         self._refs: dict[Any, UUID | None] = {None: None, "": None, ZERO_GUID: None}
+        self._decoder = (
+            msgspec.json.Decoder(_envelope_of(self.wire), float_hook=Decimal)
+            if self.wire is not None
+            else None
+        )
+
+    def decode(self, body: bytes, what: str) -> Decoded:
+        """Decode a page body; :class:`OneCProtocolError` when it is not the envelope."""
+        if self._decoder is not None:
+            try:
+                page = self._decoder.decode(strip_bom(body))
+            except (msgspec.ValidationError, msgspec.DecodeError):
+                pass  # a broken row or body: the plain path finds out which and says why
+            else:
+                return Decoded(page.items, page.next_cursor or None, page.total, body, True)
+        envelope = decode_envelope(body, what)
+        return Decoded(envelope["items"], envelope["next_cursor"], envelope["total"], body, False)
+
+    def build(self, decoded: Decoded) -> Page[Any]:
+        """The page's row models; rows that are wrong become :class:`RejectedRow`."""
+        if decoded.typed:
+            try:
+                items = [self.quick(row) for row in decoded.rows]
+            except (_Decline, ValueError):
+                # Some row needs the careful path; redo the page from plain dicts so a
+                # rejected row carries exactly what 1C sent.
+                rows = orjson.loads(strip_bom(decoded.body))["items"]
+            else:
+                return self._page(items, [], decoded)
+        else:
+            rows = decoded.rows
+        items, rejected = [], []
+        for raw in rows:
+            try:
+                items.append(self.careful(raw))
+            except ValueError as exc:
+                rejected.append(self.reject(raw, str(exc)))
+        return self._page(items, rejected, decoded)
+
+    def parse_body(self, body: bytes, what: str) -> Page[Any]:
+        """``build(decode(body))``."""
+        return self.build(self.decode(body, what))
 
     def parse_page(self, envelope: dict[str, Any]) -> Page[Any]:
-        """The envelope's rows parsed (bad ones rejected) with its paging fields."""
-        items: list[Any] = []
-        rejected: list[RejectedRow] = []
-        fast = self.fast
-        for raw in envelope["items"]:
-            try:
-                items.append(fast(raw))
-            except Exception:  # anything unusual takes the careful path
-                try:
-                    items.append(self.careful(raw))
-                except ValueError as exc:
-                    rejected.append(self.reject(raw, str(exc)))
+        """A page from an already decoded envelope (plain dicts; the careful path)."""
+        return self.build(
+            Decoded(envelope["items"], envelope["next_cursor"], envelope["total"], b"", False)
+        )
+
+    def _page(self, items: list[Any], rejected: list[RejectedRow], decoded: Decoded) -> Page[Any]:
         if len(self._dates) > _CACHE_LIMIT:
             self._dates.clear()
         if len(self._refs) > _CACHE_LIMIT:
@@ -212,8 +278,8 @@ class RowParser:
         return Page[self.model].model_construct(  # type: ignore[name-defined]
             items=items,
             rejected=rejected,
-            next_cursor=envelope["next_cursor"],
-            total=envelope["total"],
+            next_cursor=decoded.next_cursor,
+            total=decoded.total,
         )
 
     def reject(self, raw: Any, reason: str) -> RejectedRow:
@@ -222,7 +288,7 @@ class RowParser:
             payload=raw, reason=reason, onec_id=str(onec_id) if onec_id is not None else None
         )
 
-    # Shared helpers of the fast paths: exceptions send the row to the careful path.
+    # Shared helpers of the quick paths: errors send the page to the careful path.
     def _date(self, value: Any) -> datetime | None:
         try:
             return self._dates[value]
@@ -239,10 +305,12 @@ class RowParser:
             self._refs[value] = parsed
             return parsed
 
-    def fast(self, raw: dict[str, Any]) -> Any:
+    def quick(self, row: Any) -> Any:
+        """A model from a wire struct, or :class:`_Decline` (only with ``wire``)."""
         raise NotImplementedError
 
     def careful(self, raw: Any) -> Any:
+        """A model from a plain dict, or :class:`RowError` naming the field."""
         raise NotImplementedError
 
     # The careful path's field readers: each names the field in its error.
@@ -277,64 +345,71 @@ def _must_be_object(raw: Any) -> dict[str, Any]:
     return raw
 
 
+def _envelope_of(wire: type[msgspec.Struct]) -> type[msgspec.Struct]:
+    """The typed list envelope of a wire row type."""
+    return msgspec.defstruct(
+        f"{wire.__name__}Page",
+        [
+            ("items", list[wire]),  # type: ignore[valid-type]
+            ("next_cursor", str | None, None),
+            ("total", int | None, None),
+        ],
+        gc=False,
+    )
+
+
+# Wire rows as 1C sends them. Numbers are ``Any``: JSON numbers arrive as exact Decimal (the
+# decoder's float_hook) or int, and ``Формат()`` strings as str, parsed in Python.
+class _WireItem(msgspec.Struct, gc=False):
+    id: UUID
+    code: str | None = None
+    article: str | None = None
+    name: str | None = None
+    full_name: str | None = None
+    unit: str | None = None
+    group_id: str | None = None
+    is_folder: bool = False
+    barcodes: tuple[str, ...] = ()
+    price: Any = None
+    vat: str | None = None
+    deleted: bool = False
+    version: str | None = None
+    modified_at: str | None = None
+
+
+class _WireStock(msgspec.Struct, gc=False):
+    product_id: UUID
+    warehouse_id: str
+    warehouse_name: str | None = None
+    quantity: Any = None
+    reserved: Any = None
+    available: Any = None
+    modified_at: str | None = None
+
+
 class NomenclatureParser(RowParser):
     entity = "nomenclature"
     model = NomenclatureItem
     id_field = "id"
+    wire = _WireItem
 
-    def fast(self, raw: dict[str, Any]) -> NomenclatureItem:
-        item_id = UUID(raw["id"])
-        is_folder = raw["is_folder"]
-        deleted = raw["deleted"]
-        name = raw["name"]
-        price = raw["price"]
-        barcodes = raw["barcodes"]
-        code, article, full_name = raw["code"], raw["article"], raw["full_name"]
-        unit, vat, version = raw["unit"], raw["vat"], raw["version"]
+    def quick(self, row: _WireItem) -> NomenclatureItem:
+        values = _asdict(row)
+        name, is_folder = values["name"], values["is_folder"]
         if (
-            not item_id.int
-            or is_folder.__class__ is not bool
-            or deleted.__class__ is not bool
-            or name.__class__ is not str
-            or not (name or is_folder)
-            or barcodes.__class__ is not list
-            or code.__class__ is not str
-            or article.__class__ is not str
-            or full_name.__class__ is not str
-            or unit.__class__ is not str
-            or vat.__class__ is not str
-            or version.__class__ is not str
+            not values["id"].int
+            or not (is_folder or (name and not name.isspace()))
+            or "" in values["barcodes"]
         ):
-            raise ValueError("not plain")  # folders (null unit, price) take the careful path
-        kind = price.__class__
-        if kind is float:
-            price = Decimal(repr(price))
-        elif kind is int:
-            price = Decimal(price)
-        else:
-            raise ValueError("not plain")
-        for barcode in barcodes:
-            if barcode.__class__ is not str or not barcode:
-                raise ValueError("not plain")
-        return _build(
-            NomenclatureItem,
-            {
-                "id": item_id,
-                "code": code,
-                "article": article,
-                "name": name,
-                "full_name": full_name,
-                "unit": unit,
-                "group_id": self._ref(raw["group_id"]),
-                "is_folder": is_folder,
-                "barcodes": tuple(barcodes),
-                "price": price,
-                "vat": vat,
-                "deleted": deleted,
-                "version": version,
-                "modified_at": self._date(raw["modified_at"]),
-            },
-        )
+            raise _Decline
+        price = values["price"]
+        if price.__class__ is not Decimal:
+            values["price"] = parse_decimal(price)
+        group = self._refs.get(values["group_id"], _UNSEEN)
+        values["group_id"] = self._ref(values["group_id"]) if group is _UNSEEN else group
+        when = self._dates.get(values["modified_at"], _UNSEEN)
+        values["modified_at"] = self._date(values["modified_at"]) if when is _UNSEEN else when
+        return _build(NomenclatureItem, values)
 
     def careful(self, raw: Any) -> NomenclatureItem:
         raw = _must_be_object(raw)
@@ -377,31 +452,31 @@ class StockParser(RowParser):
     entity = "stock"
     model = StockRow
     id_field = "product_id"
+    wire = _WireStock
 
-    def fast(self, raw: dict[str, Any]) -> StockRow:
-        product_id = UUID(raw["product_id"])
-        warehouse_id = self._ref(raw["warehouse_id"])
-        quantity, reserved, available = raw["quantity"], raw["reserved"], raw["available"]
-        name = raw["warehouse_name"]
-        if (
-            not product_id.int
-            or warehouse_id is None
-            or name.__class__ is not str
-            or quantity.__class__ not in (int, float)
-            or reserved.__class__ not in (int, float)
-            or available.__class__ not in (int, float)
-        ):
-            raise ValueError("not plain")
+    def quick(self, row: _WireStock) -> StockRow:
+        product_id, warehouse_id = row.product_id, self._ref(row.warehouse_id)
+        quantity, reserved, available = row.quantity, row.reserved, row.available
+        if not product_id.int or warehouse_id is None or quantity is None:
+            raise _Decline
+        if quantity.__class__ is not Decimal:
+            quantity = parse_decimal(quantity)
+        if reserved.__class__ is not Decimal:
+            reserved = parse_decimal(reserved) or Decimal(0)
+        if available.__class__ is not Decimal:
+            available = parse_decimal(available)
+            if available is None:
+                available = quantity - reserved
         return _build(
             StockRow,
             {
                 "product_id": product_id,
                 "warehouse_id": warehouse_id,
-                "warehouse_name": name,
-                "quantity": parse_decimal(quantity),
-                "reserved": parse_decimal(reserved),
-                "available": parse_decimal(available),
-                "modified_at": self._date(raw["modified_at"]),
+                "warehouse_name": row.warehouse_name,
+                "quantity": quantity,
+                "reserved": reserved,
+                "available": available,
+                "modified_at": self._date(row.modified_at),
             },
         )
 
@@ -426,12 +501,11 @@ class StockParser(RowParser):
 
 
 class OrderParser(RowParser):
+    """Orders are few per page; the careful path alone is fast enough."""
+
     entity = "orders"
     model = OneCOrder
     id_field = "id"
-
-    def fast(self, raw: dict[str, Any]) -> OneCOrder:
-        return self.careful(raw)  # orders are few; the careful path is fast enough
 
     def careful(self, raw: Any) -> OneCOrder:
         raw = _must_be_object(raw)

@@ -1,0 +1,128 @@
+"""Reading 100,000 catalogue items through OneCClient vs bare httpx + orjson, same run.
+
+The emulator runs in a separate process; rounds alternate (bare, client, bare, client, …) so
+both see the same machine load, and the median of each is compared. Goal: client ≤ 1.2× bare.
+
+    .venv/bin/python bench/bench_onec_client.py [--items 100000] [--rounds 5] [--quirks]
+
+Prints a table and writes bench/results/onec_client.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+
+from tradeos_pipelines.onec.client import OneCClient
+from tradeos_pipelines.onec.emulator import EmulatorProcess
+
+API_KEY = "bench-key"
+PAGE_SIZE = 1000
+RESULTS = Path(__file__).parent / "results" / "onec_client.json"
+
+
+async def bare_read(base_url: str) -> int:
+    """The floor: the same pages with httpx and orjson, rows left as dicts."""
+    rows = 0
+    async with httpx.AsyncClient(
+        base_url=base_url + "/", headers={"X-API-Key": API_KEY}, timeout=60
+    ) as http:
+        params: dict[str, object] = {"limit": PAGE_SIZE}
+        while True:
+            response = await http.get("hs/api/nomenclature", params=params)
+            response.raise_for_status()
+            body = response.content
+            page = orjson.loads(body[3:] if body.startswith(b"\xef\xbb\xbf") else body)
+            rows += len(page["items"])
+            if not page["next_cursor"]:
+                return rows
+            params = {"limit": PAGE_SIZE, "cursor": page["next_cursor"]}
+
+
+async def client_read(base_url: str) -> int:
+    """Typed pages through OneCClient (retries, parsing, rejects; no Redis, no request log)."""
+    rows = 0
+    async with OneCClient(base_url, api_key=API_KEY, timeout=60) as client:
+        async for page in client.iter_nomenclature(page_size=PAGE_SIZE):
+            rows += len(page.items) + len(page.rejected)
+    return rows
+
+
+def timed(reader: object, base_url: str) -> tuple[float, int]:
+    started = time.perf_counter()
+    rows = asyncio.run(reader(base_url))  # type: ignore[operator]
+    return time.perf_counter() - started, rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--quirks", action="store_true", help="1C's quirky answers")
+    args = parser.parse_args()
+
+    print(f"starting the emulator with {args.items} items (separate process)…", flush=True)
+    started = time.perf_counter()
+    with EmulatorProcess(
+        items=args.items, warehouses=5, api_key=API_KEY, quirks=args.quirks
+    ) as emulator:
+        startup = time.perf_counter() - started
+        timed(bare_read, emulator.base_url)  # warm-up: quirky rows are made on first use
+        bare: list[float] = []
+        client: list[float] = []
+        rows = 0
+        for _ in range(args.rounds):
+            seconds, rows = timed(bare_read, emulator.base_url)
+            bare.append(seconds)
+            seconds, client_rows = timed(client_read, emulator.base_url)
+            client.append(seconds)
+            if client_rows != rows:
+                raise SystemExit(f"client read {client_rows} rows, bare read {rows}")
+
+    bare_median, client_median = statistics.median(bare), statistics.median(client)
+    ratio = client_median / bare_median
+    print()
+    print(f"rows per pass: {rows}   pages of {PAGE_SIZE}   rounds: {args.rounds}   "
+          f"quirks: {args.quirks}   emulator start: {startup:.1f} s")
+    print(f"{'reader':<28}{'median s':>10}{'min s':>10}{'rows/s':>12}")
+    for name, runs in (("bare httpx + orjson", bare), ("OneCClient (typed rows)", client)):
+        median = statistics.median(runs)
+        print(f"{name:<28}{median:>10.3f}{min(runs):>10.3f}{rows / median:>12,.0f}")
+    verdict = "meets" if ratio <= 1.2 else "misses"
+    print(f"client / bare = {ratio:.2f}x  ({verdict} the goal of <= 1.2x)")
+
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "benchmark": "onec_client",
+                "rows": rows,
+                "page_size": PAGE_SIZE,
+                "rounds": args.rounds,
+                "quirks": args.quirks,
+                "bare_seconds": bare,
+                "client_seconds": client,
+                "bare_median": bare_median,
+                "client_median": client_median,
+                "ratio": ratio,
+                "goal_ratio": 1.2,
+                "emulator_startup_seconds": startup,
+                "python": platform.python_version(),
+                "machine": platform.machine(),
+            },
+            indent=2,
+        )
+    )
+    print(f"results: {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

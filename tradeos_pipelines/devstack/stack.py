@@ -52,8 +52,8 @@ from tradeos_pipelines.devstack.embedded import (
 from tradeos_pipelines.devstack.processes import ChildProcess
 from tradeos_pipelines.settings import PROJECT_ROOT, Settings
 
-# SIGTERM grace for the services; then SIGKILL, then the embedded servers (about 1 s each).
-SERVICE_GRACE_SECONDS = 5.0
+# SIGTERM grace for the services; then SIGKILL, then the embedded servers in what is left.
+SERVICE_GRACE_SECONDS = 5.5
 SHUTDOWN_BUDGET_SECONDS = 10.0
 DEFAULT_START_TIMEOUT_SECONDS = 300.0
 EMULATOR_ITEMS = 5000
@@ -426,17 +426,22 @@ def _watch(stack: Stack) -> None:
 
 
 def _shutdown(stack: Stack, say: Say) -> None:
+    # The servers get whatever the services leave of the budget (PostgreSQL's shutdown
+    # checkpoint takes a second or two), less a margin for the final sweep.
+    deadline = time.monotonic() + SHUTDOWN_BUDGET_SECONDS - 1.0
     server_pids = [s.pid for s in stack.servers]
     killed = processes.stop_children(
-        stack.children, grace_seconds=SERVICE_GRACE_SECONDS, keep=server_pids
+        stack.children, grace_seconds=SERVICE_GRACE_SECONDS, kill_wait_seconds=1.0, keep=server_pids
     )
     if killed:
         say(
             f"tradeos dev: killed {', '.join(killed)} (no exit within "
             f"{SERVICE_GRACE_SECONDS:.0f} s of SIGTERM)"
         )
-    for server in reversed(stack.servers):
-        server.stop(timeout=1.5)
+    for server in stack.servers:
+        server.begin_stop()
+    for server in stack.servers:
+        server.stop(timeout=max(0.5, deadline - time.monotonic()))
     processes.kill_remaining_descendants()
 
 

@@ -20,7 +20,8 @@ from playwright.sync_api import Locator, Page, expect
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tests.dashboard.conftest import BrowserPage, Sidecar
+from api.tokens import create_token, list_tokens, revoke_token
+from tests.dashboard.conftest import BrowserPage, Sidecar, free_port
 from tradeos_pipelines.db.engine import get_engine
 from tradeos_pipelines.db.models import Integration, SyncRequest
 from tradeos_pipelines.events import RedisEventBus
@@ -236,6 +237,45 @@ def test_dagster_link_of_a_run(
     expect(page.locator("#detail-dagster")).to_have_attribute(
         "href", "http://dagster.example:3000/runs/4f1c0de0-run"
     )
+
+
+def test_live_feed_falls_back_to_the_page_origin(
+    sidecar: Sidecar,
+    browser_page: BrowserPage,
+    make_integration: Callable[..., str],
+    bus: RedisEventBus,
+    admin_token: str,
+) -> None:
+    """With nothing on the relay port the page uses /ws on its own origin."""
+    make_integration("main-1c")
+    page = browser_page.page
+    page.goto(sidecar.dashboard_url(ws_port=free_port()))
+    page.fill("#login-token", admin_token)
+    page.click("#login-submit")
+    expect(page.locator("#live")).to_have_text("Онлайн")
+    bus.publish("sync_updates", "sync.started", {"integration_id": "main-1c", "entity": "stock"})
+    expect(card(page, "main-1c").locator(".badge")).to_have_text("Синхронизация")
+
+
+def test_a_revoked_token_signs_the_page_out(
+    sidecar: Sidecar,
+    browser_page: BrowserPage,
+    make_integration: Callable[..., str],
+    add_sync_log: Callable[..., int],
+    bus: RedisEventBus,
+    db: str,
+) -> None:
+    make_integration("main-1c")
+    token = create_token("dashboard-test", database_url=db)
+    page = browser_page.page
+    login(page, sidecar, token)
+    revoke_token(list_tokens(database_url=db)[0].id, database_url=db)
+    # The next data call (the refresh after a sync ends) is refused: back to the sign-in form.
+    add_sync_log("main-1c", "stock", started_at=datetime.now(UTC), seconds=1)
+    bus.publish("sync_updates", "sync.finished", {"integration_id": "main-1c", "entity": "stock"})
+    expect(page.locator("#login")).to_be_visible()
+    expect(page.locator("#login-error")).to_have_text("Токен больше не действует. Войдите снова.")
+    assert page.evaluate("sessionStorage.length") == 0
 
 
 def test_status_follows_sync_events_live(

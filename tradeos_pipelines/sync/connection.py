@@ -8,7 +8,9 @@ killed under it (``pg_terminate_backend``, a PostgreSQL restart) cannot poison t
 
 from __future__ import annotations
 
+import contextlib
 import io
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
@@ -54,19 +56,40 @@ def sync_connection(database_url: str, integration_id: str, entity: str) -> Iter
         conn.close()
 
 
+_LOCK_KEY = "SELECT hashtext('tradeos.sync'), hashtext(%s)"
+# A sync that was just killed leaves a backend that is still exiting; give it a moment.
+LOCK_WAIT_SECONDS = 2.0
+
+
 def try_lock(conn: Connection, integration_id: str, entity: str) -> bool:
     """Take the session advisory lock of (integration, entity); False when another sync holds it.
 
     The lock dies with the connection, so a killed sync never leaves it behind; while it is held,
     a ``running`` log of the same integration and entity can only be a dead sync's.
     """
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
     with conn.cursor() as cur:
+        while True:
+            cur.execute(
+                f"SELECT pg_try_advisory_lock(k.a, k.b) FROM ({_LOCK_KEY}) AS k(a, b)",
+                (f"{integration_id}/{entity}",),
+            )
+            if cur.fetchone()[0]:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+
+
+def unlock(conn: Connection, integration_id: str, entity: str) -> None:
+    """Release the lock at once (closing the connection releases it too, but asynchronously)."""
+    if conn.closed:
+        return
+    with contextlib.suppress(psycopg2.Error), conn.cursor() as cur:
         cur.execute(
-            "SELECT pg_try_advisory_lock(hashtext('tradeos.sync'), hashtext(%s))",
+            f"SELECT pg_advisory_unlock(k.a, k.b) FROM ({_LOCK_KEY}) AS k(a, b)",
             (f"{integration_id}/{entity}",),
         )
-        row = cur.fetchone()
-    return bool(row and row[0])
 
 
 def _json_default(value: Any) -> Any:

@@ -46,6 +46,7 @@ from tradeos_pipelines.sync.connection import (
     resolve_database_url,
     sync_connection,
     try_lock,
+    unlock,
 )
 from tradeos_pipelines.sync.log import FINISH_SQL, Counts, fail_log, refused_log, start_log
 from tradeos_pipelines.sync.result import SyncFailed, SyncResult
@@ -134,20 +135,23 @@ def run_entity_sync(
         sync = SyncRun(config, entity, log_id, run_id, full, conn, url, bus, settings)
         publish(bus, "sync_updates", "sync.started", {**sync.event_data(), "full": full})
         try:
-            asyncio.run(body(sync))
-        except BaseException as exc:
-            reason = describe_failure(exc)
             try:
-                fail_log(engine, log_id, reason, sync.counts)
-            except Exception as log_exc:
-                # The next sync marks the row failed ("interrupted"); say so in the process log.
-                log.error("could not mark sync_logs %s failed: %s", log_id, log_exc)
-            publish(bus, "sync_updates", "sync.failed", {**sync.event_data(), "error": reason})
-            if isinstance(exc, Exception):
-                raise SyncFailed(log_id, reason) from exc
-            raise
-        for announce in sync.after_commit:  # the connection is still open for their reads
-            announce()
+                asyncio.run(body(sync))
+            except BaseException as exc:
+                reason = describe_failure(exc)
+                try:
+                    fail_log(engine, log_id, reason, sync.counts)
+                except Exception as log_exc:
+                    # The next sync marks the row failed ("interrupted"); say so in the log.
+                    log.error("could not mark sync_logs %s failed: %s", log_id, log_exc)
+                publish(bus, "sync_updates", "sync.failed", {**sync.event_data(), "error": reason})
+                if isinstance(exc, Exception):
+                    raise SyncFailed(log_id, reason) from exc
+                raise
+            for announce in sync.after_commit:  # the connection is still open for their reads
+                announce()
+        finally:
+            unlock(conn, integration_id, entity)
     result = SyncResult(
         sync_log_id=log_id,
         integration_id=integration_id,

@@ -25,11 +25,6 @@ def fields_json(alias: str) -> str:
     return f"jsonb_build_object({pairs})"
 
 
-def snapshot_json(alias: str) -> str:
-    """Fields plus ``is_active``: what product_history keeps as previous/current values."""
-    return f"({fields_json(alias)} || jsonb_build_object('is_active', {alias}.is_active))"
-
-
 def _from_json(field: str, source: str) -> str:
     if field == "group_onec_id":
         return f"({source} ->> '{field}')::uuid"

@@ -26,7 +26,7 @@ from tradeos_pipelines.sync.engine import (
     save_state,
     stage_pages,
 )
-from tradeos_pipelines.sync.fields import PRODUCT_FIELDS, fields_json, snapshot_json
+from tradeos_pipelines.sync.fields import PRODUCT_FIELDS, fields_json
 from tradeos_pipelines.sync.rows import move_rejects
 from tradeos_pipelines.sync.source import invalidate_cache, onec_client
 from tradeos_pipelines.sync.watermark import read_watermark, read_window_start
@@ -174,10 +174,11 @@ WITH created AS (
     SELECT %(integration)s, onec_id, {_COLUMNS}, NOT deleted, version, modified_at, remote,
         %(sync_version)s, now()
     FROM plan_products WHERE action = 'created'
-    RETURNING *
+    RETURNING id, onec_values, is_active
 )
 INSERT INTO product_history (product_id, integration_id, sync_version, change, previous, current)
-SELECT id, %(integration)s, %(sync_version)s, 'created', NULL, {snapshot_json("created")}
+SELECT id, %(integration)s, %(sync_version)s, 'created', NULL,
+    onec_values || jsonb_build_object('is_active', is_active)
 FROM created
 """
 

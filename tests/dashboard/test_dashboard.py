@@ -150,6 +150,19 @@ def test_nothing_loads_without_a_valid_token(
     expect(page.locator("#login")).to_be_visible()
     expect(page.locator("article.card")).to_have_count(0)
 
+    # Signing out and in again without a reload shows everything once, not twice.
+    page.fill("#login-token", admin_token)
+    page.click("#login-submit")
+    expect(page.locator("#live")).to_have_text("Онлайн")
+    page.click("#logout")
+    expect(page.locator("article.card")).to_have_count(0)
+    page.fill("#login-token", admin_token)
+    page.click("#login-submit")
+    expect(page.locator("article.card")).to_have_count(2)
+    expect(page.locator("#chart-success")).to_have_attribute("data-series", "2")
+    expect(page.locator("#chart-success canvas")).to_have_count(1)
+    expect(page.locator("#ops-integration option")).to_have_count(3)
+
 
 def test_integrations_charts_and_operations_render(
     sidecar: Sidecar,

@@ -64,10 +64,18 @@ class Dashboard {
     this.timers.push(setInterval(() => this.loadHealth(), HEALTH_TICK_MS));
   }
 
+  /** Stop live updates and forget what was shown (the next sign-in starts clean). */
   stop() {
     this.feed?.stop();
+    this.feed = null;
     this.timers.forEach(clearInterval);
+    this.timers = [];
     clearTimeout(this.pending.timer);
+    this.pending = { integrations: new Set(), all: false, timer: null };
+    this.cards.clear();
+    byId("integrations").replaceChildren();
+    this.eventAlerts = [];
+    this.renderAlerts();
   }
 
   async loadIntegrations() {
@@ -198,6 +206,7 @@ class Dashboard {
   }
 }
 
+// One instance for the page's life: its views hold listeners on the static markup.
 let dashboard = null;
 
 function showLogin(message = "") {
@@ -211,7 +220,7 @@ function showLogin(message = "") {
 async function showDashboard() {
   byId("login").hidden = true;
   byId("app").hidden = false;
-  dashboard = new Dashboard();
+  dashboard ??= new Dashboard();
   try {
     await dashboard.start();
   } catch (error) {
@@ -221,7 +230,6 @@ async function showDashboard() {
 
 function logout(message = "") {
   dashboard?.stop();
-  dashboard = null;
   clearToken();
   showLogin(message);
 }

@@ -53,6 +53,37 @@ def test_same_port_for_two_settings_is_refused(tmp_path: Path) -> None:
     assert "TRADEOS_API_PORT" in result.stderr and "TRADEOS_WS_PORT" in result.stderr
 
 
+def test_unreachable_database_is_named(tmp_path: Path) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # bound, never listening: connections are refused
+        env = stack_env(
+            tmp_path / "data",
+            TRADEOS_DATABASE_URL=f"postgresql://nobody:hunter2@127.0.0.1:{port}/x",
+        )
+        result = run_tradeos(["dev"], env)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert any("TRADEOS_DATABASE_URL" in line and str(port) in line for line in lines), lines
+    assert "hunter2" not in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_unreachable_redis_is_named(tmp_path: Path, server_urls) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        env = stack_env(
+            tmp_path / "data",
+            TRADEOS_DATABASE_URL=server_urls[0],
+            TRADEOS_REDIS_URL=f"redis://127.0.0.1:{port}/0",
+        )
+        result = run_tradeos(["dev"], env)
+    assert result.returncode == 1
+    assert "TRADEOS_REDIS_URL" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_secret_key_prints_a_fernet_key(capsys) -> None:
     assert main(["secret-key"]) == 0
     Fernet(capsys.readouterr().out.strip().encode())  # raises if malformed

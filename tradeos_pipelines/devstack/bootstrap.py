@@ -105,6 +105,36 @@ def admin_token(settings: Settings, data: DataDir) -> tuple[str, bool]:
     return value, False
 
 
+def check_database(url: str) -> None:
+    """Fail with one clear line when TRADEOS_DATABASE_URL's server cannot be used."""
+    parsed = make_url(url)
+    engine = create_engine(url, connect_args={"connect_timeout": 5})
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise StackError(
+            f"TRADEOS_DATABASE_URL: cannot connect to PostgreSQL at {parsed.host}:{parsed.port} "
+            f"(database {parsed.database!r}): {reason}"
+        ) from None
+    finally:
+        engine.dispose()
+
+
+def check_redis(url: str) -> None:
+    """Fail with one clear line when TRADEOS_REDIS_URL's server does not answer."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise StackError(f"TRADEOS_REDIS_URL: Redis does not answer PING: {exc}") from None
+    finally:
+        client.close()
+
+
 def ensure_database(server_url: str, name: str) -> str:
     """Create database ``name`` on the server of ``server_url`` if missing; return its URL.
 

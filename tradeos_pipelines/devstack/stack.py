@@ -38,6 +38,8 @@ from tradeos_pipelines.devstack.bootstrap import (
     DataDir,
     StackError,
     admin_token,
+    check_database,
+    check_redis,
     dagster_database_url,
     dev_secret_key,
     ensure_database,
@@ -238,6 +240,10 @@ def _prepare(stack: Stack, say: Say) -> None:
         server = start_redis_server(data.redis)
         stack.servers.append(server)
         redis_url = server.url
+    if settings.database_url is not None:
+        check_database(database_url)
+    if settings.redis_url is not None:
+        check_redis(redis_url)
     secret_key = dev_secret_key(settings, data)
     stack.token, stack.token_from_env = admin_token(settings, data)
 

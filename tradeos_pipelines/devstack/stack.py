@@ -230,6 +230,11 @@ def _prepare(stack: Stack, say: Say) -> None:
     data.create()
     database_url = settings.database_url
     redis_url = settings.redis_url
+    # Configured servers are checked before any embedded one starts: fail fast and clearly.
+    if database_url is not None:
+        check_database(database_url)
+    if redis_url is not None:
+        check_redis(redis_url)
     if database_url is None:
         say(f"starting embedded PostgreSQL ({data.postgres})")
         server = start_postgres_server(data.postgres)
@@ -240,10 +245,6 @@ def _prepare(stack: Stack, say: Say) -> None:
         server = start_redis_server(data.redis)
         stack.servers.append(server)
         redis_url = server.url
-    if settings.database_url is not None:
-        check_database(database_url)
-    if settings.redis_url is not None:
-        check_redis(redis_url)
     secret_key = dev_secret_key(settings, data)
     stack.token, stack.token_from_env = admin_token(settings, data)
 

@@ -5,14 +5,19 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import httpx
 from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from tests.stack.conftest import run_tradeos, stack_env
 from tradeos_pipelines.cli import main
+from tradeos_pipelines.devstack.embedded import find_free_port
 
 
 def test_malformed_port_setting_exits_2_naming_it(tmp_path: Path) -> None:
@@ -143,3 +148,33 @@ def test_migrate_and_tokens_against_a_real_database(server_urls, monkeypatch, ca
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def test_emulator_command_serves_the_1c_contract(tmp_path: Path) -> None:
+    port = find_free_port()
+    args = ["emulator", "--port", str(port), "--items", "20", "--api-key", "k"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tradeos_pipelines.cli", *args],
+        env=stack_env(tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                answer = httpx.get(
+                    f"http://127.0.0.1:{port}/trade/hs/api/nomenclature?limit=5",
+                    headers={"X-API-Key": "k"},
+                    timeout=2,
+                )
+                break
+            except httpx.HTTPError:
+                assert proc.poll() is None, "the emulator exited"
+                assert time.monotonic() < deadline, "the emulator did not answer"
+                time.sleep(0.3)
+        assert answer.status_code == 200
+        assert len(answer.json()["items"]) == 5
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -90,8 +90,10 @@ def main() -> None:
     bare_median, client_median = statistics.median(bare), statistics.median(client)
     ratio = client_median / bare_median
     print()
-    print(f"rows per pass: {rows}   pages of {PAGE_SIZE}   rounds: {args.rounds}   "
-          f"quirks: {args.quirks}   emulator start: {startup:.1f} s")
+    print(
+        f"rows per pass: {rows}   pages of {PAGE_SIZE}   rounds: {args.rounds}   "
+        f"quirks: {args.quirks}   emulator start: {startup:.1f} s"
+    )
     print(f"{'reader':<28}{'median s':>10}{'min s':>10}{'rows/s':>12}")
     for name, runs in (("bare httpx + orjson", bare), ("OneCClient (typed rows)", client)):
         median = statistics.median(runs)

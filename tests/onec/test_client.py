@@ -254,3 +254,23 @@ def test_constructor_refuses_bad_configuration():
         OneCClient("1c-server/trade", api_key="k")
     with pytest.raises(ValueError, match="unknown time zone"):
         OneCClient("http://1c/trade", api_key="k", tz="Moscow/Kremlin")
+
+
+async def test_stock_of_one_warehouse(emulator, make_client):
+    warehouse = emulator.control.stats()["warehouses"][0]["id"]
+    async with make_client(emulator) as client:
+        rows, _, totals = await read_all(client.iter_stock(page_size=25, warehouse_id=warehouse))
+        everything, _, _ = await read_all(client.iter_stock())
+    assert rows and {str(r.warehouse_id) for r in rows} == {warehouse}
+    assert totals[0] == len(rows) < len(everything)
+    assert rows == [r for r in everything if str(r.warehouse_id) == warehouse]
+
+
+async def test_stopping_early_cancels_the_read_ahead(emulator, make_client):
+    async with make_client(emulator) as client:
+        async for page in client.iter_nomenclature(page_size=10):
+            assert page.items
+            break
+        assert (await client.health()).status == "ok"
+    served = emulator.control.counters()["requests"]["GET /hs/api/nomenclature"]
+    assert served <= 2  # the first page and at most the one read ahead

@@ -4,7 +4,7 @@
 import { api, ApiError, clearToken, getToken, handleUnauthorized, listOf, setToken } from "./js/api.js";
 import { ChartsView } from "./js/charts.js";
 import { byId, el, setMessage } from "./js/dom.js";
-import { formatDateTime } from "./js/format.js";
+import { formatDateTime, parseTime } from "./js/format.js";
 import {
   applyEvent,
   applyHealth,
@@ -21,6 +21,8 @@ const REFRESH_DEBOUNCE_MS = 1200;
 const AGE_TICK_MS = 30_000;
 const HEALTH_TICK_MS = 60_000;
 const KEPT_ALERTS = 10;
+
+const newest = (a, b) => (!a ? b : !b ? a : a > b ? a : b);
 
 const LIVE_STATES = {
   connecting: "Подключение…",
@@ -43,6 +45,8 @@ class Dashboard {
     this.operations = new OperationsView();
     this.charts = new ChartsView();
     this.feed = null;
+    // When the latest sync end seen live happened; older aggregate answers are re-asked.
+    this.newsAt = null;
     byId("alerts-dismiss").addEventListener("click", () => {
       this.eventAlerts = [];
       this.renderAlerts();
@@ -76,6 +80,8 @@ class Dashboard {
     byId("integrations").replaceChildren();
     this.eventAlerts = [];
     this.renderAlerts();
+    this.newsAt = null;
+    this.charts.cancelRetry();
   }
 
   async loadIntegrations() {
@@ -160,7 +166,10 @@ class Dashboard {
       this.scheduleRefresh(null); // an integration this page has not seen yet
       return;
     }
-    if (applyEvent(card.state, event)) this.scheduleRefresh(id);
+    if (applyEvent(card.state, event)) {
+      this.newsAt = newest(this.newsAt, parseTime(event.ts));
+      this.scheduleRefresh(id);
+    }
     card.update();
     this.renderAlerts();
   }
@@ -198,7 +207,7 @@ class Dashboard {
         if (all) await this.loadIntegrations();
         else await Promise.all([...integrations].map((id) => this.loadIntegrationHealth(id)));
         this.renderAlerts();
-        await Promise.all([this.operations.load(), this.charts.load()]);
+        await Promise.all([this.operations.load(), this.charts.load({ notBefore: this.newsAt })]);
       } catch (error) {
         if (!(error instanceof ApiError && error.status === 401)) toast(`Не удалось обновить данные: ${error.message}`, "error");
       }

@@ -3,7 +3,14 @@
 
 import { api } from "./api.js";
 import { byId, setMessage } from "./dom.js";
-import { formatAxisTime, formatDateTime, formatDecimal, formatDuration, formatInt } from "./format.js";
+import {
+  formatAxisTime,
+  formatDateTime,
+  formatDecimal,
+  formatDuration,
+  formatInt,
+  parseTime,
+} from "./format.js";
 
 const WINDOWS = {
   "24h": { bucket: "1h", long: false },
@@ -11,6 +18,9 @@ const WINDOWS = {
 };
 const PALETTE = ["#2563eb", "#db2777", "#059669", "#d97706", "#7c3aed", "#0891b2", "#dc2626", "#4b5563"];
 const HEIGHT = 220;
+// How often and for how long to re-ask when the answer predates the latest sync.
+const STALE_RETRY_MS = 2000;
+const STALE_RETRY_FOR_MS = 30_000;
 
 /**
  * Turn the sidecar's column-oriented series (one per integration and entity) into uPlot
@@ -114,6 +124,7 @@ export class ChartsView {
   constructor() {
     this.window = "24h";
     this.names = new Map();
+    this.retry = null;
     this.error = byId("charts-error");
     this.charts = [
       new Chart("chart-success", "success", (v) => `${formatDecimal(v)} %`),
@@ -135,13 +146,28 @@ export class ChartsView {
     this.names = new Map(integrations.map((i) => [i.id, i.name]));
   }
 
-  async load() {
+  /** Forget a pending re-ask (sign-out). */
+  cancelRetry() {
+    clearTimeout(this.retry);
+  }
+
+  /**
+   * Fetch and draw the series. The sidecar caches these aggregates for a few seconds, so an
+   * answer computed before `notBefore` (a sync that just ended) is drawn and asked again.
+   * @param {{notBefore?: Date|null}} [options]
+   */
+  async load({ notBefore = null } = {}) {
+    clearTimeout(this.retry);
     const { bucket, long } = WINDOWS[this.window];
     try {
       const answer = await api("/stats/series", { query: { window: this.window, bucket } });
       const columns = toColumns(answer, this.names);
       for (const chart of this.charts) chart.draw(columns, long);
       setMessage(this.error, "");
+      const computedAt = parseTime(answer.until);
+      if (notBefore && computedAt && computedAt < notBefore && Date.now() - notBefore < STALE_RETRY_FOR_MS) {
+        this.retry = setTimeout(() => this.load({ notBefore }), STALE_RETRY_MS);
+      }
     } catch (error) {
       setMessage(this.error, `Не удалось загрузить графики: ${error.message}`);
     }

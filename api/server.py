@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import copy
 import logging
 import re
+import signal
+from collections.abc import Iterator
 
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
@@ -46,13 +49,25 @@ def log_config() -> dict:
     return config
 
 
+class _SharedSignalsServer(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to :func:`serve`.
+
+    Each ``uvicorn.Server`` installs its own SIGINT/SIGTERM handlers, so with two servers the
+    second replaces the first's and only one would ever stop.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 def build_servers(
     host: str, api_port: int, ws_port: int, runtime: Runtime
 ) -> tuple[uvicorn.Server, uvicorn.Server]:
     """The REST server and the WebSocket server (not started)."""
     common = {"host": host, "log_config": log_config(), "ws_max_size": 1 << 20}
-    api = uvicorn.Server(uvicorn.Config(create_app(runtime=runtime), port=api_port, **common))
-    ws = uvicorn.Server(uvicorn.Config(create_ws_app(runtime), port=ws_port, **common))
+    api = _SharedSignalsServer(uvicorn.Config(create_app(runtime=runtime), port=api_port, **common))
+    ws = _SharedSignalsServer(uvicorn.Config(create_ws_app(runtime), port=ws_port, **common))
     return api, ws
 
 
@@ -62,6 +77,16 @@ async def serve(host: str, api_port: int, ws_port: int) -> None:
     await runtime.start()
     try:
         api, ws = build_servers(host, api_port, ws_port, runtime)
+
+        def stop() -> None:
+            for server in (api, ws):
+                if server.should_exit:  # a second Ctrl+C: stop without waiting for clients
+                    server.force_exit = True
+                server.should_exit = True
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop)
         await asyncio.gather(api.serve(), ws.serve())
     finally:
         await runtime.stop()

@@ -82,7 +82,7 @@ def sidecar_stack() -> Iterator[Stack]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # a busy machine starts Python slowly
         while True:
             try:
                 if httpx.get(f"http://127.0.0.1:{api_port}/api/v1/health", timeout=2).status_code:

@@ -12,12 +12,12 @@ is wrong, and the rest of the page still parses. A body that is not the contract
 (HTML, truncated JSON, no ``items`` list) raises :class:`OneCProtocolError`: never an empty
 page.
 
-Speed: a page is first decoded by msgspec into typed wire structs (GUIDs, booleans and text
-checked in C; JSON numbers as exact ``Decimal``), and models are built from them without
-re-validation; ``Формат()`` strings are parsed in Python on the way. If any row is broken,
-the page is redone row by row on the careful path, which parses what it can and says what is
-wrong with the rest. Both paths give the same result for the same row (a property test
-checks this).
+Speed: a page is first decoded by msgspec into typed wire rows (GUIDs, booleans and text
+checked in C; JSON numbers as exact ``Decimal``), and each decoded row becomes a model's
+``__dict__`` without re-validation; ``Формат()`` strings are parsed in Python on the way.
+If any row is broken, the page is redone row by row on the careful path, which parses what
+it can and says what is wrong with the rest. Both paths give the same result for the same
+row (a property test checks this).
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeVar
+from functools import cache
+from typing import Any, NotRequired, TypedDict, TypeVar
 from uuid import UUID
 
 import msgspec
@@ -163,7 +164,6 @@ def _flag(value: Any) -> bool:
 
 
 _set = object.__setattr__
-_asdict = msgspec.structs.asdict
 _UNSEEN = object()
 _FIELDS_SET: dict[type[BaseModel], set[str]] = {}
 
@@ -200,7 +200,7 @@ class Decoded:
     next_cursor: str | None
     total: int | None
     body: bytes
-    typed: bool  # rows are wire structs (quick path) rather than plain dicts
+    typed: bool  # rows were decoded as wire rows (quick path) rather than plain JSON
 
 
 class RowParser:
@@ -215,7 +215,7 @@ class RowParser:
     entity: str
     model: type[BaseModel]
     id_field: str
-    wire: type[msgspec.Struct] | None = None
+    wire: type | None = None  # a TypedDict of the row as 1C sends it
 
     def __init__(self, zone: tzinfo) -> None:
         self.zone = zone
@@ -275,11 +275,14 @@ class RowParser:
             self._dates.clear()
         if len(self._refs) > _CACHE_LIMIT:
             self._refs = {None: None, "": None, ZERO_GUID: None}
-        return Page[self.model].model_construct(  # type: ignore[name-defined]
-            items=items,
-            rejected=rejected,
-            next_cursor=decoded.next_cursor,
-            total=decoded.total,
+        return _build(
+            _page_class(self.model),
+            {
+                "items": items,
+                "rejected": rejected,
+                "next_cursor": decoded.next_cursor,
+                "total": decoded.total,
+            },
         )
 
     def reject(self, raw: Any, reason: str) -> RejectedRow:
@@ -305,8 +308,8 @@ class RowParser:
             self._refs[value] = parsed
             return parsed
 
-    def quick(self, row: Any) -> Any:
-        """A model from a wire struct, or :class:`_Decline` (only with ``wire``)."""
+    def quick(self, values: Any) -> Any:
+        """A model from a decoded wire row, or :class:`_Decline` (only with ``wire``)."""
         raise NotImplementedError
 
     def careful(self, raw: Any) -> Any:
@@ -339,13 +342,19 @@ class RowParser:
         return self._field(raw, name, lambda v: parse_local_datetime(v, self.zone))
 
 
+@cache
+def _page_class(model: type[BaseModel]) -> type[Page[Any]]:
+    """``Page[model]``, made once (pydantic's own lookup costs a millisecond a page)."""
+    return Page[model]  # type: ignore[valid-type]
+
+
 def _must_be_object(raw: Any) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise RowError("row", f"expected a JSON object, got {type(raw).__name__}")
     return raw
 
 
-def _envelope_of(wire: type[msgspec.Struct]) -> type[msgspec.Struct]:
+def _envelope_of(wire: type) -> type[msgspec.Struct]:
     """The typed list envelope of a wire row type."""
     return msgspec.defstruct(
         f"{wire.__name__}Page",
@@ -358,33 +367,35 @@ def _envelope_of(wire: type[msgspec.Struct]) -> type[msgspec.Struct]:
     )
 
 
-# Wire rows as 1C sends them. Numbers are ``Any``: JSON numbers arrive as exact Decimal (the
-# decoder's float_hook) or int, and ``Формат()`` strings as str, parsed in Python.
-class _WireItem(msgspec.Struct, gc=False):
+# Wire rows as 1C sends them, decoded by msgspec straight into the dicts that become the
+# models' ``__dict__``. Numbers are ``Any``: JSON numbers arrive as exact Decimal (the
+# decoder's float_hook) or int, and ``Формат()`` strings as str, parsed in Python. A row
+# missing a key, or with a value of another type, sends its page to the careful path.
+class _WireItem(TypedDict):
     id: UUID
-    code: str | None = None
-    article: str | None = None
-    name: str | None = None
-    full_name: str | None = None
-    unit: str | None = None
-    group_id: str | None = None
-    is_folder: bool = False
-    barcodes: tuple[str, ...] = ()
-    price: Any = None
-    vat: str | None = None
-    deleted: bool = False
-    version: str | None = None
-    modified_at: str | None = None
+    code: str | None
+    article: str | None
+    name: str | None
+    full_name: str | None
+    unit: str | None
+    group_id: str | None
+    is_folder: bool
+    barcodes: tuple[str, ...]
+    price: Any
+    vat: str | None
+    deleted: bool
+    version: str | None
+    modified_at: str | None
 
 
-class _WireStock(msgspec.Struct, gc=False):
+class _WireStock(TypedDict):
     product_id: UUID
     warehouse_id: str
-    warehouse_name: str | None = None
-    quantity: Any = None
-    reserved: Any = None
-    available: Any = None
-    modified_at: str | None = None
+    warehouse_name: str | None
+    quantity: Any
+    reserved: NotRequired[Any]
+    available: NotRequired[Any]
+    modified_at: str | None
 
 
 class NomenclatureParser(RowParser):
@@ -393,8 +404,7 @@ class NomenclatureParser(RowParser):
     id_field = "id"
     wire = _WireItem
 
-    def quick(self, row: _WireItem) -> NomenclatureItem:
-        values = _asdict(row)
+    def quick(self, values: _WireItem) -> NomenclatureItem:
         name, is_folder = values["name"], values["is_folder"]
         if (
             not values["id"].int
@@ -454,10 +464,12 @@ class StockParser(RowParser):
     id_field = "product_id"
     wire = _WireStock
 
-    def quick(self, row: _WireStock) -> StockRow:
-        product_id, warehouse_id = row.product_id, self._ref(row.warehouse_id)
-        quantity, reserved, available = row.quantity, row.reserved, row.available
-        if not product_id.int or warehouse_id is None or quantity is None:
+    def quick(self, values: _WireStock) -> StockRow:
+        warehouse_id = self._ref(values["warehouse_id"])
+        quantity = values["quantity"]
+        reserved = values.get("reserved")
+        available = values.get("available")
+        if not values["product_id"].int or warehouse_id is None or quantity is None:
             raise _Decline
         if quantity.__class__ is not Decimal:
             quantity = parse_decimal(quantity)
@@ -467,18 +479,10 @@ class StockParser(RowParser):
             available = parse_decimal(available)
             if available is None:
                 available = quantity - reserved
-        return _build(
-            StockRow,
-            {
-                "product_id": product_id,
-                "warehouse_id": warehouse_id,
-                "warehouse_name": row.warehouse_name,
-                "quantity": quantity,
-                "reserved": reserved,
-                "available": available,
-                "modified_at": self._date(row.modified_at),
-            },
-        )
+        values["warehouse_id"] = warehouse_id
+        values["quantity"], values["reserved"], values["available"] = quantity, reserved, available
+        values["modified_at"] = self._date(values["modified_at"])
+        return _build(StockRow, values)
 
     def careful(self, raw: Any) -> StockRow:
         raw = _must_be_object(raw)

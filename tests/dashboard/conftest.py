@@ -144,13 +144,15 @@ def sidecar(
     process.stop()
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: while sync_playwright() is open the main thread counts as running
+# an event loop, so every later asyncio.run() (the 1C client, the sync engine) would fail.
+@pytest.fixture(scope="module")
 def playwright_session() -> Iterator[Playwright]:
     with sync_playwright() as p:
         yield p
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright_session: Playwright) -> Iterator[Browser]:
     """Debian's Chromium, headless (Playwright cannot download its own build here)."""
     if not Path(CHROMIUM).exists():

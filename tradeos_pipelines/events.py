@@ -65,57 +65,55 @@ class EventPublisher(Protocol):
     def publish(self, channel: str, event_type: str, data: dict[str, Any]) -> str | None: ...
 
 
-class RedisEventBus:
+class _StreamWriter:
+    """What both publishers share: the namespace, the trim length and the XADD arguments."""
+
+    def __init__(self, *, namespace: str | None = None, maxlen: int | None = None) -> None:
+        settings = get_settings()
+        self._namespace = namespace or settings.redis_namespace
+        self._maxlen = maxlen or settings.event_stream_maxlen
+
+    def _xadd_args(self, channel: str, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+        # Approximate trimming keeps XADD O(1) while bounding each stream.
+        return {
+            "name": stream_key(channel, self._namespace),
+            "fields": {"e": encode_event(event_type, data)},
+            "maxlen": self._maxlen,
+            "approximate": True,
+        }
+
+
+def _entry_id(raw: Any) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+class RedisEventBus(_StreamWriter):
     """Synchronous publisher for the sync engine and Dagster code."""
 
     def __init__(
-        self,
-        client: redis.Redis,
-        *,
-        namespace: str | None = None,
-        maxlen: int | None = None,
+        self, client: redis.Redis, *, namespace: str | None = None, maxlen: int | None = None
     ) -> None:
-        settings = get_settings()
+        super().__init__(namespace=namespace, maxlen=maxlen)
         self._client = client
-        self._namespace = namespace or settings.redis_namespace
-        self._maxlen = maxlen or settings.event_stream_maxlen
 
     @classmethod
     def from_settings(cls) -> RedisEventBus:
         return cls(redis.Redis.from_url(get_settings().require_redis_url()))
 
     def publish(self, channel: str, event_type: str, data: dict[str, Any]) -> str | None:
-        """Append an event; returns its id. Approximate trimming keeps XADD O(1)."""
-        entry_id = self._client.xadd(
-            stream_key(channel, self._namespace),
-            {"e": encode_event(event_type, data)},
-            maxlen=self._maxlen,
-            approximate=True,
-        )
-        return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+        """Append an event; returns its id."""
+        return _entry_id(self._client.xadd(**self._xadd_args(channel, event_type, data)))
 
 
-class AsyncRedisEventBus:
+class AsyncRedisEventBus(_StreamWriter):
     """Asynchronous publisher for the 1C client and the sidecar."""
 
     def __init__(
-        self,
-        client: aioredis.Redis,
-        *,
-        namespace: str | None = None,
-        maxlen: int | None = None,
+        self, client: aioredis.Redis, *, namespace: str | None = None, maxlen: int | None = None
     ) -> None:
-        settings = get_settings()
+        super().__init__(namespace=namespace, maxlen=maxlen)
         self._client = client
-        self._namespace = namespace or settings.redis_namespace
-        self._maxlen = maxlen or settings.event_stream_maxlen
 
     async def publish(self, channel: str, event_type: str, data: dict[str, Any]) -> str | None:
         """Append an event; returns its id."""
-        entry_id = await self._client.xadd(
-            stream_key(channel, self._namespace),
-            {"e": encode_event(event_type, data)},
-            maxlen=self._maxlen,
-            approximate=True,
-        )
-        return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+        return _entry_id(await self._client.xadd(**self._xadd_args(channel, event_type, data)))

@@ -13,6 +13,7 @@ engine did (the ``sync_logs`` row it wrote), so the UI answers "what did this sy
 # No `from __future__ import annotations`: Dagster reads the config and resource annotations
 # of decorated functions at definition time.
 
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -118,9 +119,29 @@ def _report(result: SyncResult) -> MaterializeResult:
     return MaterializeResult(metadata=metadata)
 
 
-def _failure(entity: str, integration_id: str, exc: SyncFailed) -> Failure:
-    # sync_logs already says "failed" with the reason; the UI shows the same sentence.
-    return Failure(description=f"{entity} sync of {integration_id!r} failed: {exc}")
+def _run_sync(
+    what: str,
+    sync: Callable[..., SyncResult],
+    *args: Any,
+    context: AssetExecutionContext,
+    tradeos: TradeOSResource,
+    **kwargs: Any,
+) -> MaterializeResult:
+    """Call one engine function for this run's partition and report what it did."""
+    integration_id = args[0]
+    with tradeos.event_bus() as bus:
+        try:
+            result = sync(
+                *args,
+                run_id=context.run_id,
+                database_url=tradeos.database_url,
+                publisher=bus,
+                **kwargs,
+            )
+        except SyncFailed as exc:
+            # sync_logs already says "failed" with the reason; the UI shows the same sentence.
+            raise Failure(description=f"{what} sync of {integration_id!r} failed: {exc}") from exc
+    return _report(result)
 
 
 @asset(
@@ -138,19 +159,14 @@ def tradeos_products(
     context: AssetExecutionContext, config: SyncConfig, tradeos: TradeOSResource
 ) -> MaterializeResult:
     """Sync 1C nomenclature into TradeOS products (incremental unless full)."""
-    integration_id = context.partition_key
-    with tradeos.event_bus() as bus:
-        try:
-            result = sync_nomenclature(
-                integration_id,
-                full=_wants_full(context, config),
-                run_id=context.run_id,
-                database_url=tradeos.database_url,
-                publisher=bus,
-            )
-        except SyncFailed as exc:
-            raise _failure("nomenclature", integration_id, exc) from exc
-    return _report(result)
+    return _run_sync(
+        "nomenclature",
+        sync_nomenclature,
+        context.partition_key,
+        full=_wants_full(context, config),
+        context=context,
+        tradeos=tradeos,
+    )
 
 
 @asset(
@@ -168,19 +184,14 @@ def tradeos_stock(
     context: AssetExecutionContext, config: SyncConfig, tradeos: TradeOSResource
 ) -> MaterializeResult:
     """Sync 1C free stock into TradeOS (incremental unless full)."""
-    integration_id = context.partition_key
-    with tradeos.event_bus() as bus:
-        try:
-            result = sync_stock(
-                integration_id,
-                full=_wants_full(context, config),
-                run_id=context.run_id,
-                database_url=tradeos.database_url,
-                publisher=bus,
-            )
-        except SyncFailed as exc:
-            raise _failure("stock", integration_id, exc) from exc
-    return _report(result)
+    return _run_sync(
+        "stock",
+        sync_stock,
+        context.partition_key,
+        full=_wants_full(context, config),
+        context=context,
+        tradeos=tradeos,
+    )
 
 
 @asset(
@@ -199,18 +210,9 @@ def onec_order_export(
 ) -> MaterializeResult:
     """Export the day's waiting TradeOS orders to 1C."""
     integration_id, day = _order_partition(context)
-    with tradeos.event_bus() as bus:
-        try:
-            result = export_orders(
-                integration_id,
-                day,
-                run_id=context.run_id,
-                database_url=tradeos.database_url,
-                publisher=bus,
-            )
-        except SyncFailed as exc:
-            raise _failure("order export", integration_id, exc) from exc
-    return _report(result)
+    return _run_sync(
+        "order export", export_orders, integration_id, day, context=context, tradeos=tradeos
+    )
 
 
 @asset(
@@ -229,19 +231,15 @@ def tradeos_order_statuses(
 ) -> MaterializeResult:
     """Read the 1C status of the day's orders back into TradeOS."""
     integration_id, day = _order_partition(context)
-    with tradeos.event_bus() as bus:
-        try:
-            result = sync_order_statuses(
-                integration_id,
-                day,
-                full=_wants_full(context, config),
-                run_id=context.run_id,
-                database_url=tradeos.database_url,
-                publisher=bus,
-            )
-        except SyncFailed as exc:
-            raise _failure("order status", integration_id, exc) from exc
-    return _report(result)
+    return _run_sync(
+        "order status",
+        sync_order_statuses,
+        integration_id,
+        day,
+        full=_wants_full(context, config),
+        context=context,
+        tradeos=tradeos,
+    )
 
 
 external_specs = [onec_nomenclature, onec_stock, onec_orders, tradeos_orders]

@@ -139,3 +139,23 @@ def test_history_keeps_previous_values_and_restore_puts_them_back(integration, e
     assert restored.local_modified_at is not None  # a restore is a TradeOS edit
     with pytest.raises(VersionNotFound):
         restore_product_version(original.id, first.sync_version - 1)
+
+
+def test_restore_to_the_creating_sync_without_a_later_change_takes_1c_values(
+    integration, emulator, sql, bus
+):
+    first = sync_nomenclature(integration, publisher=bus)
+    onec_id = sql("SELECT onec_id::text FROM products WHERE is_active ORDER BY code LIMIT 1")[0][0]
+    original = _product(sql, onec_id)
+    sql("UPDATE products SET name = 'Правка TradeOS' WHERE id = :p", p=original.id)
+    later = sync_nomenclature(integration, publisher=bus)  # reads nothing new for this product
+
+    restore_product_version(original.id, later.sync_version)
+
+    restored = _product(sql, onec_id)
+    assert restored.name == original.name and restored.price == original.price
+    assert (
+        sql("SELECT count(*) FROM product_history WHERE product_id = :p", p=original.id)[0][0] == 0
+    )
+    with pytest.raises(VersionNotFound):
+        restore_product_version(original.id, first.sync_version - 1)

@@ -31,11 +31,12 @@ def test_first_sync_is_full_and_creates_everything(integration, emulator, sql, b
     assert sql("SELECT count(*) FROM products WHERE NOT is_active")[0][0] == 1
     log = sql('SELECT status, sync_version, created, "full" FROM sync_logs')[0]
     assert tuple(log) == ("success", result.sync_version, ITEMS + FOLDERS, True)
+    # A creation is stamped on the product, not copied into product_history.
+    assert sql("SELECT count(*) FROM product_history")[0][0] == 0
     assert (
-        sql(
-            "SELECT count(*) FROM product_history WHERE change = 'created' AND sync_version = :v",
-            v=result.sync_version,
-        )[0][0]
+        sql("SELECT count(*) FROM products WHERE created_sync_version = :v", v=result.sync_version)[
+            0
+        ][0]
         == ITEMS
     )
     state = sql("SELECT watermark, onec_total FROM sync_state WHERE entity = 'nomenclature'")[0]

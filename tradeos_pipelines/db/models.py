@@ -213,6 +213,10 @@ class Product(Base):
     # (a field differs from it in TradeOS and in 1C → conflict).
     onec_values: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     sync_version: Mapped[int | None] = mapped_column(BigInteger)
+    # The sync that created the product (its values then are in onec_values or in the
+    # ``previous`` of its first product_history row); NULL for rows older than migration 0003
+    # that have no ``created`` history row.
+    created_sync_version: Mapped[int | None] = mapped_column(BigInteger)
     synced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Set when TradeOS itself edits the product; NULL when it equals what 1C sent.
     local_modified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -4,8 +4,9 @@ Rules (issue 4): upserts keyed by (integration, 1C id); a row whose 1C ``version
 change is not rewritten; a deletion mark deactivates, nothing is deleted; the same row twice in
 one pass → the later one wins; a field changed both in TradeOS and in 1C is settled by the
 integration's ``conflict_policy`` against ``products.onec_values`` (what 1C last sent: the
-common base of the three-way check); every change keeps the previous values in
-``product_history`` under the sync's version.
+common base of the three-way check); every change of an existing product keeps the previous
+values in ``product_history`` under the sync's version (a created product is stamped with
+``created_sync_version`` instead of a history row).
 """
 
 from __future__ import annotations
@@ -167,19 +168,14 @@ WHERE p.id = pl.product_id AND pl.action IN {_REWRITE}
 
 _COLUMNS = ", ".join(PRODUCT_FIELDS)
 
+# A created product gets no history row: its values are the row itself (``onec_values``), and
+# ``created_sync_version`` tells a restore from when it exists (see history.py).
 _INSERT_SQL = f"""
-WITH created AS (
-    INSERT INTO products (integration_id, onec_id, {_COLUMNS}, is_active, onec_version,
-        onec_modified_at, onec_values, sync_version, synced_at)
-    SELECT %(integration)s, onec_id, {_COLUMNS}, NOT deleted, version, modified_at, remote,
-        %(sync_version)s, now()
-    FROM plan_products WHERE action = 'created'
-    RETURNING id, onec_values, is_active
-)
-INSERT INTO product_history (product_id, integration_id, sync_version, change, previous, current)
-SELECT id, %(integration)s, %(sync_version)s, 'created', NULL,
-    onec_values || jsonb_build_object('is_active', is_active)
-FROM created
+INSERT INTO products (integration_id, onec_id, {_COLUMNS}, is_active, onec_version,
+    onec_modified_at, onec_values, sync_version, created_sync_version, synced_at)
+SELECT %(integration)s, onec_id, {_COLUMNS}, NOT deleted, version, modified_at, remote,
+    %(sync_version)s, %(sync_version)s, now()
+FROM plan_products WHERE action = 'created'
 """
 
 _PLAN_GROUPS_SQL = f"""

@@ -5,6 +5,11 @@ ids are ``UUID`` (``None`` for 1C's zero GUID), money and quantities ``Decimal``
 aware datetimes in the integration's time zone (``None`` for 1C's empty date). The 1C quirks
 (BOM, ``"1 234,50"``, empty dates, zero GUIDs) are turned into these types by the client's
 parsers, in one place; nothing downstream sees a raw 1C value.
+
+The rows of bulk reads (:class:`NomenclatureItem`, :class:`StockRow`, :class:`OneCOrder`) and
+:class:`Page` are frozen ``msgspec.Struct`` types: a clean page is decoded into them in one C
+call. They are read by attribute; constructing one does not validate (the parsers have
+checked every value). Request bodies and one-off answers stay pydantic models.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from decimal import Decimal
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
+import msgspec
 from pydantic import BaseModel, ConfigDict, Field
 
 T = TypeVar("T")
@@ -23,7 +29,13 @@ class OneCRow(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
 
-class NomenclatureItem(OneCRow):
+# gc=False: rows hold only ids, numbers, dates, text and tuples of text, never a cycle, so the
+# cyclic collector need not track (and rescan) hundreds of thousands of them during a sync.
+class _Row(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    pass
+
+
+class NomenclatureItem(_Row, kw_only=True):
     """A catalogue item (or a folder of the hierarchy when ``is_folder``)."""
 
     id: UUID
@@ -42,7 +54,7 @@ class NomenclatureItem(OneCRow):
     modified_at: datetime | None = None
 
 
-class StockRow(OneCRow):
+class StockRow(_Row, kw_only=True):
     """Free balance of a product in a warehouse."""
 
     product_id: UUID
@@ -54,7 +66,7 @@ class StockRow(OneCRow):
     modified_at: datetime | None = None
 
 
-class OneCOrder(OneCRow):
+class OneCOrder(_Row, kw_only=True):
     """A customer order (ЗаказКлиента) as 1C lists it, with its current 1C status."""
 
     id: UUID
@@ -106,7 +118,7 @@ class OneCHealth(OneCRow):
     version: str | None = None
 
 
-class RejectedRow(OneCRow):
+class RejectedRow(msgspec.Struct, frozen=True, kw_only=True):
     """A row of a page that could not be parsed; the sync engine stores it in ``sync_rejects``."""
 
     payload: Any
@@ -114,10 +126,10 @@ class RejectedRow(OneCRow):
     onec_id: str | None = None
 
 
-class Page(BaseModel, Generic[T]):
+class Page(msgspec.Struct, Generic[T], kw_only=True):
     """One page of a list endpoint: the rows that parsed, the ones that did not, and paging."""
 
     items: list[T]
-    rejected: list[RejectedRow] = Field(default_factory=list)
+    rejected: list[RejectedRow] = []
     next_cursor: str | None = None
     total: int | None = None

@@ -12,30 +12,34 @@ is wrong, and the rest of the page still parses. A body that is not the contract
 (HTML, truncated JSON, no ``items`` list) raises :class:`OneCProtocolError`: never an empty
 page.
 
-Speed: a page is first decoded by msgspec into typed wire rows (GUIDs, booleans and text
-checked in C; JSON numbers as exact ``Decimal``), and each decoded row becomes a model's
-``__dict__`` without re-validation; ``Формат()`` strings are parsed in Python on the way.
-If any row is broken, the page is redone row by row on the careful path, which parses what
-it can and says what is wrong with the rest. Both paths give the same result for the same
-row (a property test checks this).
+Speed: a clean page is decoded by msgspec, in one C call, straight into the row models
+(GUIDs, exact ``Decimal`` from JSON numbers and plain numeric strings, datetimes, text).
+``Формат()`` numbers are first rewritten to plain ones in the body (only the number fields,
+only when the plain decode failed), and a pass over the decoded rows settles what a type
+cannot say: zero GUIDs, empty dates, the integration's zone, a name for every item. If a
+row is still wrong, the page is redone row by row on the careful path, which parses what it
+can and says what is wrong with the rest. Both paths give the same result for the same row
+(a property test checks this).
 """
 
 from __future__ import annotations
 
 import gc
 import re
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from decimal import Decimal, InvalidOperation
-from functools import cache
-from typing import Any, NotRequired, TypedDict, TypeVar
+from itertools import repeat
+from operator import attrgetter
+from typing import Any
 from uuid import UUID
 
 import msgspec
 import orjson
-from pydantic import BaseModel
+from msgspec.structs import force_setattr as _force
 
 from tradeos_pipelines.onec.errors import OneCProtocolError, describe_body
 from tradeos_pipelines.onec.models import (
@@ -46,8 +50,6 @@ from tradeos_pipelines.onec.models import (
     StockRow,
 )
 
-M = TypeVar("M", bound=BaseModel)
-
 BOM = b"\xef\xbb\xbf"
 ZERO_GUID = "00000000-0000-0000-0000-000000000000"
 EMPTY_DATE = "0001-01-01T00:00:00"
@@ -55,6 +57,9 @@ EMPTY_DATE = "0001-01-01T00:00:00"
 _THOUSANDS = str.maketrans("", "", "\u00a0\u202f ")
 _PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
 _GROUPED_NUMBER = re.compile(r"[+-]?\d{1,3}([\u00a0\u202f ]\d{3})*([.,]\d+)?")
+# The same separators in UTF-8, as they appear in a body.
+_SEPARATORS = rb"(?:\xc2\xa0|\xe2\x80\xaf| )"
+_COMMA_TO_POINT = bytes.maketrans(b",", b".")
 _CACHE_LIMIT = 50_000
 
 
@@ -165,69 +170,82 @@ def _flag(value: Any) -> bool:
     raise ValueError(f"{value!r} is not true/false")
 
 
-_set = object.__setattr__
-_UNSEEN = object()
-_FIELDS_SET: dict[type[BaseModel], set[str]] = {}
-
-
-def _build(cls: type[M], values: dict[str, Any]) -> M:
-    """Make a frozen row model from values already checked, skipping re-validation.
-
-    ``values`` holds every field of ``cls``; this is ``model_construct`` without its per-field
-    default handling, which costs more than the parsing itself. The fields-set is shared by
-    all rows of a class: frozen models never change it, and pydantic copies it on
-    ``model_copy``.
-    """
-    row = cls.__new__(cls)
-    _set(row, "__dict__", values)
-    fields = _FIELDS_SET.get(cls)
-    if fields is None:
-        fields = _FIELDS_SET[cls] = set(cls.model_fields)
-    _set(row, "__pydantic_fields_set__", fields)
-    _set(row, "__pydantic_extra__", None)
-    _set(row, "__pydantic_private__", None)
-    return row
-
-
 # ----- rows ---------------------------------------------------------------------------------
-class _Decline(Exception):
-    """The quick path will not take this row; the careful path decides (internal)."""
-
-
 @dataclass
 class Decoded:
-    """A page decoded but not yet turned into models: the cursor is known already."""
+    """A page decoded but not yet settled into models: the cursor is known already."""
 
     rows: list[Any]
     next_cursor: str | None
     total: int | None
     body: bytes
-    typed: bool  # rows were decoded as wire rows (quick path) rather than plain JSON
+    typed: bool  # rows are models from the typed decode (to settle), not plain JSON values
+
+
+class _ZonedDates(dict[datetime | None, datetime | None]):
+    """1C's datetimes as decoded → aware datetimes in the integration's zone, remembered.
+
+    A bulk edit in 1C stamps many rows with the same second, so most look-ups are hits.
+    """
+
+    def __init__(self, zone: tzinfo) -> None:
+        super().__init__()
+        self.zone = zone
+
+    def __missing__(self, moment: datetime | None) -> datetime | None:
+        if moment is None or (moment.year, moment.month, moment.day) == (1, 1, 1):
+            zoned = None  # 1C's empty date
+        elif moment.tzinfo is not None:
+            zoned = moment.astimezone(self.zone)
+        else:
+            zoned = moment.replace(tzinfo=self.zone)  # 1C local wall time
+        self[moment] = zoned
+        return zoned
+
+
+def _formatted_numbers(fields: tuple[str, ...]) -> re.Pattern[bytes]:
+    """A pattern for ``"<field>": "1 234,50"`` (a ``Формат()`` string) in a JSON body.
+
+    Only grouped or decimal-comma strings match: plain ``"1234.50"`` decodes as it is.
+    Inside a JSON string every quote is escaped, so ``"price": "`` can only be a key and
+    its string value, never text within another value.
+    """
+    names = b"|".join(re.escape(name.encode()) for name in fields)
+    number = rb"[+-]?\d{1,3}(?:" + _SEPARATORS + rb"\d{3})+(?:[.,]\d+)?|[+-]?\d{1,3},\d+"
+    return re.compile(rb'("(?:' + names + rb')"\s*:\s*")(' + number + rb')"')
+
+
+def _plain_number(match: re.Match[bytes]) -> bytes:
+    """``"1 234,50"`` → ``"1234.50"``: what :func:`parse_decimal` makes of it."""
+    # The matched text holds only digits, a sign, separators and [.,]: dropping the bytes
+    # of the separators' UTF-8 forms one by one is safe.
+    return match[1] + match[2].translate(_COMMA_TO_POINT, b"\xc2\xa0\xe2\x80\xaf ") + b'"'
 
 
 class RowParser:
     """Parses the pages of one entity for one integration's time zone.
 
-    :meth:`decode` reads the body (typed, in C, by msgspec when the page is well formed;
-    by orjson otherwise) and :meth:`build` makes the row models. Small caches keep
-    timestamps and references that repeat across rows (a bulk edit in 1C stamps many rows
-    with the same second; many goods share a group or a warehouse).
+    :meth:`decode` reads the body and :meth:`build` makes the page. A clean page is decoded
+    by msgspec, in C, straight into the row models (GUIDs, ``Decimal``, datetimes, text);
+    ``Формат()`` numbers are first rewritten to plain ones in the body, and a cheap pass
+    over the decoded rows then settles what a type cannot say (zero GUIDs, empty dates, the
+    zone, names of items). A page the typed decode cannot take, or with a row the pass
+    finds wrong, is parsed row by row on the careful path, which parses what it can and says
+    what is wrong with the rest.
     """
 
     entity: str
-    model: type[BaseModel]
+    model: type[Any]
     id_field: str
-    wire: type | None = None  # a TypedDict of the row as 1C sends it
+    typed: bool = False  # whether clean pages are decoded straight into ``model``
+    numbers: tuple[str, ...] = ()  # the fields 1C may send as ``Формат()`` strings
+    dates: tuple[str, ...] = ()  # datetime fields the typed decode leaves naive
 
     def __init__(self, zone: tzinfo) -> None:
         self.zone = zone
-        self._dates: dict[Any, datetime | None] = {}
-        self._refs: dict[Any, UUID | None] = {None: None, "": None, ZERO_GUID: None}
-        self._decoder = (
-            msgspec.json.Decoder(_envelope_of(self.wire), float_hook=Decimal)
-            if self.wire is not None
-            else None
-        )
+        self._dates = _ZonedDates(zone)
+        self._decoder = msgspec.json.Decoder(_envelope_of(self.model)) if self.typed else None
+        self._formatted = _formatted_numbers(self.numbers) if self.numbers else None
 
     def decode(self, body: bytes, what: str) -> Decoded:
         """Decode a page body; :class:`OneCProtocolError` when it is not the envelope."""
@@ -235,34 +253,37 @@ class RowParser:
             return self._decode(body, what)
 
     def _decode(self, body: bytes, what: str) -> Decoded:
+        body = strip_bom(body)
         if self._decoder is not None:
-            try:
-                page = self._decoder.decode(strip_bom(body))
-            except (msgspec.ValidationError, msgspec.DecodeError):
-                pass  # a broken row or body: the plain path finds out which and says why
-            else:
+            page = self._typed(body)
+            if page is None and self._formatted is not None:
+                plain, changed = self._formatted.subn(_plain_number, body)
+                if changed:
+                    page = self._typed(plain)
+            if page is not None:
                 return Decoded(page.items, page.next_cursor or None, page.total, body, True)
         envelope = decode_envelope(body, what)
         return Decoded(envelope["items"], envelope["next_cursor"], envelope["total"], body, False)
 
-    def build(self, decoded: Decoded) -> Page[Any]:
-        """The page's row models; rows that are wrong become :class:`RejectedRow`.
+    def _typed(self, body: bytes) -> Any:
+        assert self._decoder is not None
+        try:
+            return self._decoder.decode(body)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            return None  # a broken row or body: the careful path finds out which and says why
 
-        Consumes ``decoded``: its rows become the models' attributes.
-        """
+    def build(self, decoded: Decoded) -> Page[Any]:
+        """The page's row models; rows that are wrong become :class:`RejectedRow`."""
         with _collection_paused():
             return self._build_page(decoded)
 
     def _build_page(self, decoded: Decoded) -> Page[Any]:
         if decoded.typed:
-            try:
-                items = [self.quick(row) for row in decoded.rows]
-            except (_Decline, ValueError):
-                # Some row needs the careful path; redo the page from plain dicts so a
-                # rejected row carries exactly what 1C sent.
-                rows = orjson.loads(strip_bom(decoded.body))["items"]
-            else:
-                return self._page(items, [], decoded)
+            if self.settle(decoded.rows):
+                return self._page(decoded.rows, [], decoded)
+            # Some row needs the careful path; redo the page from plain dicts so a
+            # rejected row carries exactly what 1C sent.
+            rows = orjson.loads(decoded.body)["items"]
         else:
             rows = decoded.rows
         items, rejected = [], []
@@ -286,16 +307,8 @@ class RowParser:
     def _page(self, items: list[Any], rejected: list[RejectedRow], decoded: Decoded) -> Page[Any]:
         if len(self._dates) > _CACHE_LIMIT:
             self._dates.clear()
-        if len(self._refs) > _CACHE_LIMIT:
-            self._refs = {None: None, "": None, ZERO_GUID: None}
-        return _build(
-            _page_class(self.model),
-            {
-                "items": items,
-                "rejected": rejected,
-                "next_cursor": decoded.next_cursor,
-                "total": decoded.total,
-            },
+        return Page(
+            items=items, rejected=rejected, next_cursor=decoded.next_cursor, total=decoded.total
         )
 
     def reject(self, raw: Any, reason: str) -> RejectedRow:
@@ -304,26 +317,23 @@ class RowParser:
             payload=raw, reason=reason, onec_id=str(onec_id) if onec_id is not None else None
         )
 
-    # Shared helpers of the quick paths: errors send the page to the careful path.
-    def _date(self, value: Any) -> datetime | None:
-        try:
-            return self._dates[value]
-        except KeyError:
-            parsed = parse_local_datetime(value, self.zone)
-            self._dates[value] = parsed
-            return parsed
-
-    def _ref(self, value: Any) -> UUID | None:
-        try:
-            return self._refs[value]
-        except KeyError:
-            parsed = parse_guid(value)
-            self._refs[value] = parsed
-            return parsed
-
-    def quick(self, values: Any) -> Any:
-        """A model from a decoded wire row, or :class:`_Decline` (only with ``wire``)."""
+    def settle(self, rows: list[Any]) -> bool:
+        """Finish rows of the typed decode in place; ``False`` if one needs the careful path."""
         raise NotImplementedError
+
+    def _zone(self, rows: list[Any]) -> None:
+        """Put the decoded (naive, 1C local) datetimes of ``rows`` in the integration's zone."""
+        for name in self.dates:
+            # map() keeps the per-row work in C; only unseen timestamps run Python.
+            deque(
+                map(
+                    _force,
+                    rows,
+                    repeat(name),
+                    map(self._dates.__getitem__, map(attrgetter(name), rows)),
+                ),
+                maxlen=0,
+            )
 
     def careful(self, raw: Any) -> Any:
         """A model from a plain dict, or :class:`RowError` naming the field."""
@@ -373,84 +383,46 @@ def _collection_paused() -> Iterator[None]:
         gc.enable()
 
 
-@cache
-def _page_class(model: type[BaseModel]) -> type[Page[Any]]:
-    """``Page[model]``, made once (pydantic's own lookup costs a millisecond a page)."""
-    return Page[model]  # type: ignore[valid-type]
-
-
 def _must_be_object(raw: Any) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise RowError("row", f"expected a JSON object, got {type(raw).__name__}")
     return raw
 
 
-def _envelope_of(wire: type) -> type[msgspec.Struct]:
-    """The typed list envelope of a wire row type."""
+def _envelope_of(model: type[Any]) -> type[msgspec.Struct]:
+    """The list envelope of 1C's answers with rows of ``model``, for the typed decode."""
     return msgspec.defstruct(
-        f"{wire.__name__}Page",
+        f"{model.__name__}Envelope",
         [
-            ("items", list[wire]),  # type: ignore[valid-type]
+            ("items", list[model]),  # type: ignore[valid-type]
             ("next_cursor", str | None, None),
             ("total", int | None, None),
         ],
-        gc=False,
     )
-
-
-# Wire rows as 1C sends them, decoded by msgspec straight into the dicts that become the
-# models' ``__dict__``. Numbers are ``Any``: JSON numbers arrive as exact Decimal (the
-# decoder's float_hook) or int, and ``Формат()`` strings as str, parsed in Python. A row
-# missing a key, or with a value of another type, sends its page to the careful path.
-class _WireItem(TypedDict):
-    id: UUID
-    code: str | None
-    article: str | None
-    name: str | None
-    full_name: str | None
-    unit: str | None
-    group_id: str | None
-    is_folder: bool
-    barcodes: tuple[str, ...]
-    price: Any
-    vat: str | None
-    deleted: bool
-    version: str | None
-    modified_at: str | None
-
-
-class _WireStock(TypedDict):
-    product_id: UUID
-    warehouse_id: str
-    warehouse_name: str | None
-    quantity: Any
-    reserved: NotRequired[Any]
-    available: NotRequired[Any]
-    modified_at: str | None
 
 
 class NomenclatureParser(RowParser):
     entity = "nomenclature"
     model = NomenclatureItem
     id_field = "id"
-    wire = _WireItem
+    typed = True
+    numbers = ("price",)
+    dates = ("modified_at",)
 
-    def quick(self, values: _WireItem) -> NomenclatureItem:
-        name, is_folder = values["name"], values["is_folder"]
-        if (
-            not values["id"].int
-            or not (is_folder or (name and not name.isspace()))
-            or "" in values["barcodes"]
-        ):
-            raise _Decline
-        price = values["price"]
-        if price.__class__ is not Decimal:
-            values["price"] = parse_decimal(price)
-        group = self._refs.get(values["group_id"], _UNSEEN)
-        values["group_id"] = self._ref(values["group_id"]) if group is _UNSEEN else group
-        when = self._dates.get(values["modified_at"], _UNSEEN)
-        values["modified_at"] = self._date(values["modified_at"]) if when is _UNSEEN else when
-        return _build(NomenclatureItem, values)
+    def settle(self, rows: list[NomenclatureItem]) -> bool:
+        if [
+            row
+            for row in rows
+            if not row.id.int
+            or not (row.is_folder or (row.name and not row.name.isspace()))
+            or (row.price is not None and not row.price.is_finite())
+            or "" in row.barcodes
+        ]:
+            return False
+        for row in [row for row in rows if row.group_id is not None and not row.group_id.int]:
+            _force(row, "group_id", None)  # the zero GUID: no parent group
+        self._zone(rows)
+        return True
 
     def careful(self, raw: Any) -> NomenclatureItem:
         raw = _must_be_object(raw)
@@ -468,24 +440,21 @@ class NomenclatureParser(RowParser):
             codes = tuple(_text(b) for b in barcodes if b not in (None, ""))
         except ValueError as exc:
             raise RowError("barcodes", str(exc)) from None
-        return _build(
-            NomenclatureItem,
-            {
-                "id": item_id,
-                "code": self._field(raw, "code", _text),
-                "article": self._field(raw, "article", _text),
-                "name": name,
-                "full_name": self._field(raw, "full_name", _text),
-                "unit": self._field(raw, "unit", _text),
-                "group_id": self._field(raw, "group_id", parse_guid),
-                "is_folder": is_folder,
-                "barcodes": codes,
-                "price": self._field(raw, "price", parse_decimal),
-                "vat": self._field(raw, "vat", _text),
-                "deleted": self._field(raw, "deleted", _flag),
-                "version": self._field(raw, "version", _text),
-                "modified_at": self._when(raw, "modified_at"),
-            },
+        return NomenclatureItem(
+            id=item_id,
+            code=self._field(raw, "code", _text),
+            article=self._field(raw, "article", _text),
+            name=name,
+            full_name=self._field(raw, "full_name", _text),
+            unit=self._field(raw, "unit", _text),
+            group_id=self._field(raw, "group_id", parse_guid),
+            is_folder=is_folder,
+            barcodes=codes,
+            price=self._field(raw, "price", parse_decimal),
+            vat=self._field(raw, "vat", _text),
+            deleted=self._field(raw, "deleted", _flag),
+            version=self._field(raw, "version", _text),
+            modified_at=self._when(raw, "modified_at"),
         )
 
 
@@ -493,45 +462,40 @@ class StockParser(RowParser):
     entity = "stock"
     model = StockRow
     id_field = "product_id"
-    wire = _WireStock
+    typed = True
+    numbers = ("quantity", "reserved", "available")
+    dates = ("modified_at",)
 
-    def quick(self, values: _WireStock) -> StockRow:
-        warehouse_id = self._ref(values["warehouse_id"])
-        quantity = values["quantity"]
-        reserved = values.get("reserved")
-        available = values.get("available")
-        if not values["product_id"].int or warehouse_id is None or quantity is None:
-            raise _Decline
-        if quantity.__class__ is not Decimal:
-            quantity = parse_decimal(quantity)
-        if reserved.__class__ is not Decimal:
-            reserved = parse_decimal(reserved) or Decimal(0)
-        if available.__class__ is not Decimal:
-            available = parse_decimal(available)
-            if available is None:
-                available = quantity - reserved
-        values["warehouse_id"] = warehouse_id
-        values["quantity"], values["reserved"], values["available"] = quantity, reserved, available
-        values["modified_at"] = self._date(values["modified_at"])
-        return _build(StockRow, values)
+    def settle(self, rows: list[StockRow]) -> bool:
+        if [
+            row
+            for row in rows
+            if not (
+                row.product_id.int
+                and row.warehouse_id.int
+                and row.quantity.is_finite()
+                and row.reserved.is_finite()
+                and row.available.is_finite()
+            )
+        ]:
+            return False
+        self._zone(rows)
+        return True
 
     def careful(self, raw: Any) -> StockRow:
         raw = _must_be_object(raw)
         quantity = self._required_number(raw, "quantity")
         reserved = self._field(raw, "reserved", parse_decimal) or Decimal(0)
         available = self._field(raw, "available", parse_decimal)
-        return _build(
-            StockRow,
-            {
-                "product_id": self._required_guid(raw, "product_id"),
-                "warehouse_id": self._required_guid(raw, "warehouse_id"),
-                "warehouse_name": self._field(raw, "warehouse_name", _text),
-                "quantity": quantity,
-                "reserved": reserved,
-                # Older publications omit it; it is what is left after reservations.
-                "available": quantity - reserved if available is None else available,
-                "modified_at": self._when(raw, "modified_at"),
-            },
+        return StockRow(
+            product_id=self._required_guid(raw, "product_id"),
+            warehouse_id=self._required_guid(raw, "warehouse_id"),
+            warehouse_name=self._field(raw, "warehouse_name", _text),
+            quantity=quantity,
+            reserved=reserved,
+            # Older publications omit it; it is what is left after reservations.
+            available=quantity - reserved if available is None else available,
+            modified_at=self._when(raw, "modified_at"),
         )
 
 
@@ -550,17 +514,14 @@ class OrderParser(RowParser):
         status = self._field(raw, "status", _text)
         if not status:
             raise RowError("status", "missing")
-        return _build(
-            OneCOrder,
-            {
-                "id": self._required_guid(raw, "id"),
-                "number": number,
-                "external_id": self._field(raw, "external_id", parse_guid),
-                "status": status,
-                "date": self._when(raw, "date"),
-                "total": self._field(raw, "total", parse_decimal),
-                "modified_at": self._when(raw, "modified_at"),
-            },
+        return OneCOrder(
+            id=self._required_guid(raw, "id"),
+            number=number,
+            external_id=self._field(raw, "external_id", parse_guid),
+            status=status,
+            date=self._when(raw, "date"),
+            total=self._field(raw, "total", parse_decimal),
+            modified_at=self._when(raw, "modified_at"),
         )
 
 

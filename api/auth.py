@@ -2,21 +2,30 @@
 
 Accepted: ``TRADEOS_ADMIN_TOKEN`` (compared in constant time) or a live token created with
 ``tradeos token create``. Anything else is a 401 with a JSON body (REST) or close 1008 (WS).
+
+A stored token found valid is remembered in the process for ``TOKEN_CACHE_SECONDS`` (by its
+SHA-256), so a busy client costs one database read per few seconds instead of one per
+request; a revoked token is therefore refused at most that long after ``tradeos token revoke``.
 """
 
 from __future__ import annotations
 
 import hmac
+import time
 from dataclasses import dataclass
 
 from fastapi import HTTPException, Request, status
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
-from api.tokens import verify_stored_token
+from api.tokens import hash_token, verify_stored_token
 from tradeos_pipelines.db.engine import session_scope
 from tradeos_pipelines.settings import get_settings
 
 ADMIN_TOKEN_NAME = "TRADEOS_ADMIN_TOKEN"
+TOKEN_CACHE_SECONDS = 5.0
+# Bounds the cache against a flood of distinct valid tokens (there are only a handful).
+TOKEN_CACHE_MAX = 10_000
 
 
 @dataclass(frozen=True)
@@ -40,6 +49,31 @@ def authenticate(token: str | None, session: Session | None = None) -> TokenIden
         with session_scope() as own:
             info = verify_stored_token(own, token)
     return TokenIdentity(info.name, info.id) if info else None
+
+
+_valid_tokens: dict[str, tuple[float, TokenIdentity]] = {}
+
+
+async def authenticate_cached(token: str | None) -> TokenIdentity | None:
+    """:func:`authenticate` without a database read for a token checked in the last seconds."""
+    if not token:
+        return None
+    admin = get_settings().admin_token
+    if admin and hmac.compare_digest(token.encode(), admin.encode()):
+        return TokenIdentity(ADMIN_TOKEN_NAME)
+    key = hash_token(token)
+    now = time.monotonic()
+    hit = _valid_tokens.get(key)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    identity = await run_in_threadpool(authenticate, token)
+    if identity is None:
+        _valid_tokens.pop(key, None)
+        return None
+    if len(_valid_tokens) >= TOKEN_CACHE_MAX:
+        _valid_tokens.clear()
+    _valid_tokens[key] = (now + TOKEN_CACHE_SECONDS, identity)
+    return identity
 
 
 def bearer_token(request: Request) -> str | None:

@@ -84,11 +84,3 @@ def mount_dashboard(app: FastAPI) -> None:
 
     if DASHBOARD_DIR.is_dir():
         app.mount("/dashboard", StaticFiles(directory=DASHBOARD_DIR, html=True), name="dashboard")
-
-
-def create_ws_app(runtime: Runtime) -> FastAPI:
-    """The WebSocket-only app of the WebSocket port, sharing ``runtime`` with the main app."""
-    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, lifespan=_lifespan(runtime))
-    app.state.settings = runtime.settings
-    app.add_api_websocket_route("/ws", websocket_endpoint)
-    return app

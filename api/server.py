@@ -1,7 +1,8 @@
-"""The sidecar process: two uvicorn servers in one event loop sharing one :class:`Runtime`.
+"""The sidecar process: two servers in one event loop sharing one :class:`Runtime`.
 
-Port ``TRADEOS_API_PORT`` (8000) serves REST, ``/ws`` and the dashboard; port
-``TRADEOS_WS_PORT`` (8001) serves ``/ws`` only. Both share the Redis reader and the
+Port ``TRADEOS_API_PORT`` (8000, uvicorn) serves REST, ``/ws`` and the dashboard; port
+``TRADEOS_WS_PORT`` (8001) serves ``/ws`` only, with the ``websockets`` library directly
+(:mod:`api.events.ws_server`, built for fan-out). Both share the Redis reader and the
 connection manager, so ``get_stats`` counts every client of the process.
 """
 
@@ -14,12 +15,13 @@ import copy
 import logging
 import re
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
-from api.main import create_app, create_ws_app
+from api.events.ws_server import WebSocketServer
+from api.main import create_app
 from api.runtime import Runtime
 from tradeos_pipelines.settings import get_settings
 
@@ -63,12 +65,18 @@ class _SharedSignalsServer(uvicorn.Server):
 
 def build_servers(
     host: str, api_port: int, ws_port: int, runtime: Runtime
-) -> tuple[uvicorn.Server, uvicorn.Server]:
+) -> tuple[uvicorn.Server, WebSocketServer]:
     """The REST server and the WebSocket server (not started)."""
-    common = {"host": host, "log_config": log_config(), "ws_max_size": 1 << 20}
-    api = _SharedSignalsServer(uvicorn.Config(create_app(runtime=runtime), port=api_port, **common))
-    ws = _SharedSignalsServer(uvicorn.Config(create_ws_app(runtime), port=ws_port, **common))
-    return api, ws
+    config = uvicorn.Config(
+        create_app(runtime=runtime),
+        host=host,
+        port=api_port,
+        log_config=log_config(),
+        ws_max_size=1 << 20,
+        # Compressing each frame once per client is the cost of fan-out; events are small.
+        ws_per_message_deflate=False,
+    )
+    return _SharedSignalsServer(config), WebSocketServer(host, ws_port, runtime)
 
 
 async def serve(host: str, api_port: int, ws_port: int) -> None:
@@ -100,4 +108,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=settings.api_port, help="REST port")
     parser.add_argument("--ws-port", type=int, default=settings.ws_port, help="WebSocket port")
     args = parser.parse_args(argv)
-    asyncio.run(serve(args.host, args.port, args.ws_port))
+    # uvloop (installed with uvicorn[standard]) makes every socket write and wake-up cheaper.
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(serve(args.host, args.port, args.ws_port))
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop

@@ -79,7 +79,7 @@ def sidecar_stack() -> Iterator[Stack]:
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=None if os.environ.get("BENCH_SIDECAR_LOG") else subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 180  # a busy machine starts Python slowly
@@ -119,6 +119,14 @@ def rss_mb(pid: int) -> float:
     import psutil
 
     return round(psutil.Process(pid).memory_info().rss / 2**20, 1)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far."""
+    import psutil
+
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -12,10 +12,11 @@ import contextlib
 import logging
 from typing import Any
 
+import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from api.events.manager import ConnectionManager, dumps, stream_id_key
+from api.events.manager import ConnectionManager, Frame, stream_id_key
 from tradeos_pipelines.events import CHANNELS, decode_event, stream_key
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,12 @@ def parse_event_id(value: str) -> str:
     if not ms.isdigit() or (sep and not seq.isdigit()):
         raise InvalidEventId(f"last_event_id {value!r} is not an event id like 1732700000000-0")
     return f"{int(ms)}-{int(seq or 0)}"
+
+
+def event_frame(channel: str, event_id: str, fields: dict[Any, Any]) -> Frame:
+    """The frame of one stream entry (contract format), encoded once for all its clients."""
+    payload = orjson.dumps(decode_event(channel, event_id, fields), default=str)
+    return Frame(payload, channel, event_id)
 
 
 def _text(value: bytes | str) -> str:
@@ -105,15 +112,15 @@ class StreamRelay:
 
     def _deliver(self, channel: str, event_id: str, fields: dict[Any, Any]) -> None:
         try:
-            frame = dumps(decode_event(channel, event_id, fields))
+            frame = event_frame(channel, event_id, fields)
         except Exception:  # a malformed entry must not stop the relay for everyone
             logger.warning("skipping malformed event %s on %s", event_id, channel)
             return
-        self._manager.fan_out(channel, event_id, frame)
+        self._manager.fan_out(frame)
 
-    async def replay(self, channels: set[str], after_id: str) -> list[tuple[str, str, str]]:
-        """Events after ``after_id`` on ``channels``, oldest first: (channel, id, frame)."""
-        events: list[tuple[str, str, str]] = []
+    async def replay(self, channels: set[str], after_id: str) -> list[Frame]:
+        """Event frames after ``after_id`` on ``channels``, oldest first."""
+        events: list[Frame] = []
         for channel in channels:
             entries = await self._redis.xrange(
                 stream_key(channel, self._namespace),
@@ -123,6 +130,6 @@ class StreamRelay:
             )
             for entry_id, fields in entries:
                 event_id = _text(entry_id)
-                events.append((channel, event_id, dumps(decode_event(channel, event_id, fields))))
-        events.sort(key=lambda item: stream_id_key(item[1]))
+                events.append(event_frame(channel, event_id, fields))
+        events.sort(key=lambda frame: stream_id_key(frame.event_id or "0"))
         return events

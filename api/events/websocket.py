@@ -1,4 +1,7 @@
-"""The ``/ws`` endpoint: the sidecar's WebSocket protocol (see docs/sidecar.md).
+"""The ``/ws`` protocol of the sidecar (see docs/sidecar.md) and its Starlette endpoint.
+
+The message handling here is shared by both servers: :func:`websocket_endpoint` (``/ws`` on
+the REST port) and :mod:`api.events.ws_server` (the WebSocket port).
 
 Query: ``token`` (required), ``channels`` (comma separated; all channels when absent),
 ``last_event_id`` (replay what was missed before live events). Client messages: subscribe,
@@ -8,18 +11,20 @@ open. A bad or missing token closes with 1008 right after the handshake.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from fastapi import WebSocket
-from fastapi.concurrency import run_in_threadpool
 
-from api.auth import authenticate
+from api.auth import authenticate_cached
 from api.events.manager import (
     CLOSE_POLICY_VIOLATION,
     Connection,
     ConnectionManager,
-    dumps,
+    Frame,
+    Subscriber,
     stream_id_key,
 )
 from api.events.relay import InvalidEventId, StreamRelay, parse_event_id
@@ -39,30 +44,64 @@ def split_channels(values: Any) -> tuple[list[str], list[str]]:
     return known, unknown
 
 
-def _error(message: str) -> str:
-    return dumps({"type": "error", "error": message})
+def error_frame(message: str) -> Frame:
+    """``{"type": "error", "error": message}``; the connection stays open."""
+    return Frame.of({"type": "error", "error": message})
 
 
-def _unknown_channels(unknown: list[str]) -> str:
-    return _error(f"unknown channel(s) {', '.join(unknown)}; expected one of {', '.join(CHANNELS)}")
+def _unknown_channels(unknown: list[str]) -> Frame:
+    return error_frame(
+        f"unknown channel(s) {', '.join(unknown)}; expected one of {', '.join(CHANNELS)}"
+    )
 
 
-def handle_message(text: str, connection: Connection, manager: ConnectionManager) -> str:
+@dataclass
+class Opening:
+    """What a client asked for in the query string, and notices about what was wrong."""
+
+    channels: list[str]
+    last_event_id: str | None = None
+    notices: list[Frame] = field(default_factory=list)
+
+
+def parse_query(params: Mapping[str, str]) -> Opening:
+    """Channels (all when absent) and ``last_event_id`` of the connection URL."""
+    raw_channels = params.get("channels")
+    if raw_channels is None:
+        opening = Opening(list(CHANNELS))
+    else:
+        channels, unknown = split_channels(raw_channels)
+        opening = Opening(channels)
+        if unknown:
+            opening.notices.append(_unknown_channels(unknown))
+    if params.get("last_event_id"):
+        try:
+            opening.last_event_id = parse_event_id(params["last_event_id"])
+        except InvalidEventId as exc:
+            opening.notices.append(error_frame(str(exc)))
+    return opening
+
+
+def welcome_frame(channels: list[str]) -> Frame:
+    return Frame.of({"type": "welcome", "channels": sorted(channels)})
+
+
+def handle_message(text: str, connection: Subscriber, manager: ConnectionManager) -> Frame:
     """The answer frame to one client message."""
     try:
         message = orjson.loads(text)
     except orjson.JSONDecodeError:
-        return _error("message is not valid JSON")
+        return error_frame("message is not valid JSON")
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):
-        return _error('message must be a JSON object with a "type"')
+        return error_frame('message must be a JSON object with a "type"')
     kind = message["type"]
     if kind == "ping":
-        return dumps({"type": "pong"})
+        return Frame.of({"type": "pong"})
     if kind == "get_stats":
-        return dumps({"type": "stats", "data": manager.stats()})
+        return Frame.of({"type": "stats", "data": manager.stats()})
     if kind in ("subscribe", "unsubscribe"):
         if "channels" not in message:
-            return _error(f'{kind} needs "channels": a list of channel names')
+            return error_frame(f'{kind} needs "channels": a list of channel names')
         channels, unknown = split_channels(message["channels"])
         if unknown:
             return _unknown_channels(unknown)
@@ -70,8 +109,8 @@ def handle_message(text: str, connection: Connection, manager: ConnectionManager
             manager.subscribe(connection, channels)
         else:
             manager.unsubscribe(connection, channels)
-        return dumps({"type": "subscribed", "channels": sorted(connection.channels)})
-    return _error(
+        return Frame.of({"type": "subscribed", "channels": sorted(connection.channels)})
+    return error_frame(
         f"unknown message type {kind!r}; expected subscribe, unsubscribe, get_stats or ping"
     )
 
@@ -83,25 +122,13 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     relay: StreamRelay = runtime.relay
     # Accept first: closing during the handshake would be an HTTP 403, not the 1008 clients expect.
     await websocket.accept()
-    identity = await run_in_threadpool(authenticate, websocket.query_params.get("token"))
+    identity = await authenticate_cached(websocket.query_params.get("token"))
     if identity is None:
         await websocket.close(code=CLOSE_POLICY_VIOLATION, reason="invalid or missing token")
         return
 
-    notices: list[str] = []
-    raw_channels = websocket.query_params.get("channels")
-    if raw_channels is None:
-        channels = list(CHANNELS)
-    else:
-        channels, unknown = split_channels(raw_channels)
-        if unknown:
-            notices.append(_unknown_channels(unknown))
-    last_event_id = None
-    if websocket.query_params.get("last_event_id"):
-        try:
-            last_event_id = parse_event_id(websocket.query_params["last_event_id"])
-        except InvalidEventId as exc:
-            notices.append(_error(str(exc)))
+    opening = parse_query(websocket.query_params)
+    channels = opening.channels
 
     async def close(code: int, reason: str) -> None:
         await websocket.close(code=code, reason=reason)
@@ -117,13 +144,14 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     # skips live copies of replayed events.
     manager.register(connection, channels)
     try:
-        await websocket.send_text(dumps({"type": "welcome", "channels": sorted(channels)}))
-        for notice in notices:
-            await websocket.send_text(notice)
-        if last_event_id is not None:
-            for channel, event_id, frame in await relay.replay(set(channels), last_event_id):
-                await websocket.send_text(frame)
-                connection.replayed_up_to[channel] = stream_id_key(event_id)
+        await websocket.send_text(welcome_frame(channels).text)
+        for notice in opening.notices:
+            await websocket.send_text(notice.text)
+        if opening.last_event_id is not None:
+            for frame in await relay.replay(set(channels), opening.last_event_id):
+                await websocket.send_text(frame.text)
+                assert frame.channel is not None and frame.event_id is not None
+                connection.replayed_up_to[frame.channel] = stream_id_key(frame.event_id)
         connection.start()
         while True:
             message = await websocket.receive()
@@ -131,7 +159,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
                 break
             text = message.get("text")
             if text is None:
-                connection.offer(_error("send JSON text frames, not binary"))
+                connection.offer(error_frame("send JSON text frames, not binary"))
                 continue
             connection.offer(handle_message(text, connection, manager))
     except Exception:  # the client vanished mid-send; nothing to tell it

@@ -25,6 +25,7 @@ can and says what is wrong with the rest. Both paths give the same result for th
 from __future__ import annotations
 
 import gc
+import operator
 import re
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -32,7 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from decimal import Decimal, InvalidOperation
-from itertools import repeat
+from itertools import chain, repeat
 from operator import attrgetter
 from typing import Any
 from uuid import UUID
@@ -60,6 +61,9 @@ _GROUPED_NUMBER = re.compile(r"[+-]?\d{1,3}([\u00a0\u202f ]\d{3})*([.,]\d+)?")
 # The same separators in UTF-8, as they appear in a body.
 _SEPARATORS = rb"(?:\xc2\xa0|\xe2\x80\xaf| )"
 _COMMA_TO_POINT = bytes.maketrans(b",", b".")
+_ZERO_GUID_BYTES = ZERO_GUID.encode()
+_NAME, _PRICE, _BARCODES = attrgetter("name"), attrgetter("price"), attrgetter("barcodes")
+_AMOUNTS = attrgetter("quantity", "reserved", "available")
 _CACHE_LIMIT = 50_000
 
 
@@ -279,7 +283,7 @@ class RowParser:
 
     def _build_page(self, decoded: Decoded) -> Page[Any]:
         if decoded.typed:
-            if self.settle(decoded.rows):
+            if self.settle(decoded.rows, decoded.body):
                 return self._page(decoded.rows, [], decoded)
             # Some row needs the careful path; redo the page from plain dicts so a
             # rejected row carries exactly what 1C sent.
@@ -317,8 +321,12 @@ class RowParser:
             payload=raw, reason=reason, onec_id=str(onec_id) if onec_id is not None else None
         )
 
-    def settle(self, rows: list[Any]) -> bool:
-        """Finish rows of the typed decode in place; ``False`` if one needs the careful path."""
+    def settle(self, rows: list[Any], body: bytes) -> bool:
+        """Finish rows of the typed decode in place; ``False`` if one needs the careful path.
+
+        The checks run as C-level passes (``map``, ``in``) over the whole page; only a page
+        that has the zero GUID somewhere is looked at row by row.
+        """
         raise NotImplementedError
 
     def _zone(self, rows: list[Any]) -> None:
@@ -409,18 +417,22 @@ class NomenclatureParser(RowParser):
     numbers = ("price",)
     dates = ("modified_at",)
 
-    def settle(self, rows: list[NomenclatureItem]) -> bool:
-        if [
-            row
-            for row in rows
-            if not row.id.int
-            or not (row.is_folder or (row.name and not row.name.isspace()))
-            or (row.price is not None and not row.price.is_finite())
-            or "" in row.barcodes
+    def settle(self, rows: list[NomenclatureItem], body: bytes) -> bool:
+        names = list(map(_NAME, rows))
+        if (None in names or "" in names or any(map(str.isspace, names))) and [
+            row for row in rows if not (row.is_folder or (row.name and not row.name.isspace()))
         ]:
+            return False  # an item (not a folder) without a name
+        # Only strings decode to a non-finite Decimal ("NaN"); filter(None) skips None and 0.
+        if not all(map(Decimal.is_finite, filter(None, map(_PRICE, rows)))):
             return False
-        for row in [row for row in rows if row.group_id is not None and not row.group_id.int]:
-            _force(row, "group_id", None)  # the zero GUID: no parent group
+        if any(map(operator.contains, map(_BARCODES, rows), repeat(""))):
+            return False  # the careful path drops empty barcodes
+        if _ZERO_GUID_BYTES in body:
+            if [row for row in rows if not row.id.int]:
+                return False
+            for row in [row for row in rows if row.group_id is not None and not row.group_id.int]:
+                _force(row, "group_id", None)  # the zero GUID: no parent group
         self._zone(rows)
         return True
 
@@ -466,18 +478,12 @@ class StockParser(RowParser):
     numbers = ("quantity", "reserved", "available")
     dates = ("modified_at",)
 
-    def settle(self, rows: list[StockRow]) -> bool:
-        if [
-            row
-            for row in rows
-            if not (
-                row.product_id.int
-                and row.warehouse_id.int
-                and row.quantity.is_finite()
-                and row.reserved.is_finite()
-                and row.available.is_finite()
-            )
+    def settle(self, rows: list[StockRow], body: bytes) -> bool:
+        if _ZERO_GUID_BYTES in body and [
+            row for row in rows if not (row.product_id.int and row.warehouse_id.int)
         ]:
+            return False
+        if not all(map(Decimal.is_finite, chain.from_iterable(map(_AMOUNTS, rows)))):
             return False
         self._zone(rows)
         return True

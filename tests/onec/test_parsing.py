@@ -228,3 +228,82 @@ def test_bom_is_accepted():
         "next_cursor": None,
         "total": None,
     }
+
+
+def _stock(**changes):
+    row = {
+        "product_id": _item()["id"],
+        "warehouse_id": _item()["group_id"],
+        "warehouse_name": "Основной склад",
+        "quantity": 12,
+        "reserved": 2,
+        "available": 10,
+        "modified_at": "2026-11-20T10:15:36",
+    }
+    row.update(changes)
+    return row
+
+
+@given(
+    amounts=st.lists(
+        st.tuples(money, st.integers(min_value=0, max_value=3)), min_size=3, max_size=3
+    ),
+    empty_date=st.booleans(),
+)
+def test_quick_and_careful_paths_agree_on_stock(amounts, empty_date):
+    numbers = [format_number(float(value), 3, variant) for value, variant in amounts]
+    raw = _stock(
+        quantity=numbers[0],
+        reserved=numbers[1],
+        available=numbers[2],
+        modified_at="0001-01-01T00:00:00" if empty_date else "2026-11-20T10:15:36",
+    )
+    careful = StockParser(MSK).careful(raw)
+    body = orjson.dumps({"items": [raw, raw], "next_cursor": None})
+    parser = StockParser(MSK)
+    decoded = parser.decode(body, "GET /stock")
+    assert decoded.typed  # Формат() numbers are rewritten, not sent to the careful path
+    page = parser.build(decoded)
+    assert page.items == [careful, careful] and not page.rejected
+
+
+@pytest.mark.parametrize(
+    ("row", "reason"),
+    [
+        (_item(price="NaN"), "price: 'NaN' is not a number"),
+        (_item(price="Infinity"), "price: 'Infinity' is not a number"),
+        (_item(name="   "), "name: missing (required for an item that is not a folder)"),
+        (_item(name=None), "name: missing (required for an item that is not a folder)"),
+    ],
+)
+def test_rows_the_typed_decode_takes_but_the_contract_refuses_are_rejected(row, reason):
+    body = orjson.dumps({"items": [_item(), row], "next_cursor": None})
+    page = NomenclatureParser(MSK).parse_body(body, "GET /nomenclature")
+    assert len(page.items) == 1
+    assert [r.reason for r in page.rejected] == [reason]
+
+
+def test_clean_page_settles_zero_guids_empty_dates_and_the_zone():
+    rows = [
+        _item(group_id="00000000-0000-0000-0000-000000000000", barcodes=[]),
+        _item(modified_at="0001-01-01T00:00:00", is_folder=True, name=None),
+        _item(modified_at="2026-03-29T02:30:00+00:00"),
+    ]
+    parser = NomenclatureParser(MSK)
+    decoded = parser.decode(orjson.dumps({"items": rows}), "GET /nomenclature")
+    assert decoded.typed
+    page = parser.build(decoded)
+    assert not page.rejected
+    assert page.items[0].group_id is None and page.items[0].barcodes == ()
+    assert page.items[0].modified_at == datetime(2026, 11, 20, 10, 15, 36, tzinfo=MSK)
+    assert page.items[0].modified_at.tzinfo is MSK
+    assert page.items[1].modified_at is None
+    assert page.items[2].modified_at == datetime(2026, 3, 29, 2, 30, tzinfo=UTC)
+    assert page.items[2].modified_at.tzinfo is MSK
+
+
+def test_stock_zero_warehouse_is_rejected_on_a_typed_page():
+    rows = [_stock(), _stock(warehouse_id="00000000-0000-0000-0000-000000000000")]
+    page = StockParser(MSK).parse_body(orjson.dumps({"items": rows}), "GET /stock")
+    assert len(page.items) == 1
+    assert [r.reason for r in page.rejected] == ["warehouse_id: is the zero GUID (no reference)"]

@@ -250,6 +250,7 @@ class RowParser:
         self._dates = _ZonedDates(zone)
         self._decoder = msgspec.json.Decoder(_envelope_of(self.model)) if self.typed else None
         self._formatted = _formatted_numbers(self.numbers) if self.numbers else None
+        self._formatting = False  # the last page had Формат() numbers
 
     def decode(self, body: bytes, what: str) -> Decoded:
         """Decode a page body; :class:`OneCProtocolError` when it is not the envelope."""
@@ -259,11 +260,14 @@ class RowParser:
     def _decode(self, body: bytes, what: str) -> Decoded:
         body = strip_bom(body)
         if self._decoder is not None:
-            page = self._typed(body)
+            page = None if self._formatting else self._typed(body)
             if page is None and self._formatted is not None:
                 plain, changed = self._formatted.subn(_plain_number, body)
-                if changed:
+                if changed or self._formatting:  # else the typed decode failed on it already
                     page = self._typed(plain)
+                # A 1C publication formats its numbers on every page or on none: once a
+                # page had them, rewrite first rather than fail a typed decode each page.
+                self._formatting = bool(changed)
             if page is not None:
                 return Decoded(page.items, page.next_cursor or None, page.total, body, True)
         envelope = decode_envelope(body, what)

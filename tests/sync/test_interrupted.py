@@ -62,7 +62,9 @@ def test_killed_sync_changes_nothing_and_next_sync_marks_it(integration, emulato
 
 def test_concurrent_sync_of_the_same_entity_is_refused(integration, emulator, sql, bus):
     sync_nomenclature(integration, publisher=bus)
-    emulator.control.inject_fault("slow", 1, path="nomenclature", seconds=3)
+    # 8 s: the child must still hold the lock after a loaded machine starts Python and the
+    # parent's own 2 s lock wait runs out.
+    emulator.control.inject_fault("slow", 1, path="nomenclature", seconds=8)
     child = subprocess.Popen([sys.executable, "-c", CHILD], env=os.environ.copy())
     try:
         _wait_for(lambda: sql("SELECT count(*) FROM sync_logs WHERE status = 'running'")[0][0])

@@ -26,6 +26,8 @@ T = TypeVar("T")
 
 
 class OneCRow(BaseModel):
+    """Base of one-off 1C answers (health, created order): validated when constructed."""
+
     model_config = ConfigDict(frozen=True, extra="ignore")
 
 

@@ -6,8 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Response, status
 from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
 
-from api.deps import RedisDep, SessionDep
+from api.deps import RedisDep, SessionDep, in_session
 from api.schemas.integration import (
     ConnectionTest,
     IntegrationCreate,
@@ -21,6 +22,7 @@ from api.services import integrations as service
 from tradeos_pipelines.db.engine import session_scope
 from tradeos_pipelines.integrations import IntegrationNotFound, load_integration
 from tradeos_pipelines.launch import LaunchError, request_sync
+from tradeos_pipelines.onec_sync.runs import UnknownEntity
 
 router = APIRouter(prefix="/integrations", tags=["integrations"])
 
@@ -32,10 +34,14 @@ def _not_found(exc: IntegrationNotFound) -> HTTPException:
 
 
 @router.get("", response_model=IntegrationsPublic)
-def list_integrations(session: SessionDep) -> IntegrationsPublic:
+async def list_integrations() -> IntegrationsPublic:
     """Every integration (secrets masked)."""
-    rows = service.list_integrations(session)
-    return IntegrationsPublic(data=[service.to_public(r) for r in rows], count=len(rows))
+
+    def read(session: Session) -> IntegrationsPublic:
+        rows = service.list_integrations(session)
+        return IntegrationsPublic(data=[service.to_public(r) for r in rows], count=len(rows))
+
+    return await in_session(read)
 
 
 @router.post(
@@ -121,7 +127,12 @@ async def test_connection(integration_id: str, redis: RedisDep) -> ConnectionTes
     "/{integration_id}/sync",
     response_model=SyncLaunched,
     status_code=status.HTTP_202_ACCEPTED,
-    responses={**NOT_FOUND, 409: {"description": "The integration is disabled"}},
+    responses={
+        **NOT_FOUND,
+        409: {"description": "The integration is disabled"},
+        422: {"description": "An unknown entity"},
+        502: {"description": "Dagster refused or could not be reached"},
+    },
 )
 async def sync_now(integration_id: str, body: SyncNow) -> SyncLaunched:
     """Start Dagster runs for this integration's partitions now."""
@@ -141,6 +152,8 @@ async def sync_now(integration_id: str, body: SyncNow) -> SyncLaunched:
         raise _not_found(exc) from None
     except service.IntegrationDisabled as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+    except UnknownEntity as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
     except LaunchError as exc:
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, detail=str(exc)) from None
     return SyncLaunched(run_ids=launched.run_ids, request_id=launched.request_id)

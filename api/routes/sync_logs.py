@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
 
-from api.deps import SessionDep
+from api.deps import SessionDep, in_session
 from api.pagination import Cursor, Limit
 from api.schemas.sync import (
     IntegrationLogsPublic,
@@ -23,8 +23,7 @@ router = APIRouter(tags=["logs"])
 
 
 @router.get("/sync-logs", response_model=SyncLogsPublic)
-def list_sync_logs(
-    session: SessionDep,
+async def list_sync_logs(
     integration_id: str | None = None,
     status: SyncStatus | None = None,
     entity: LoggedEntity | None = None,
@@ -32,13 +31,15 @@ def list_sync_logs(
     cursor: Cursor = None,
 ) -> SyncLogsPublic:
     """Entity syncs, newest first."""
-    return logs.list_sync_logs(
-        session,
-        integration_id=integration_id,
-        status=status,
-        entity=entity,
-        limit=limit,
-        cursor=cursor,
+    return await in_session(
+        lambda session: logs.list_sync_logs(
+            session,
+            integration_id=integration_id,
+            status=status,
+            entity=entity,
+            limit=limit,
+            cursor=cursor,
+        )
     )
 
 

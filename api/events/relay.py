@@ -39,10 +39,17 @@ def parse_event_id(value: str) -> str:
     return f"{int(ms)}-{int(seq or 0)}"
 
 
+# Events after which the cached integration health and statistics are out of date.
+INVALIDATING_TYPES = frozenset({"sync.finished", "sync.failed", "integration.status"})
+
+
 def event_frame(channel: str, event_id: str, fields: dict[Any, Any]) -> Frame:
     """The frame of one stream entry (contract format), encoded once for all its clients."""
-    payload = orjson.dumps(decode_event(channel, event_id, fields), default=str)
-    return Frame(payload, channel, event_id)
+    return _frame(channel, event_id, decode_event(channel, event_id, fields))
+
+
+def _frame(channel: str, event_id: str, event: dict[str, Any]) -> Frame:
+    return Frame(orjson.dumps(event, default=str), channel, event_id)
 
 
 def _text(value: bytes | str) -> str:
@@ -58,6 +65,7 @@ class StreamRelay:
         self._namespace = namespace
         self._keys = {stream_key(c, namespace): c for c in CHANNELS}
         self._task: asyncio.Task[None] | None = None
+        self._invalidations: set[asyncio.Task[None]] = set()
         self.ready = asyncio.Event()
 
     async def start(self) -> None:
@@ -112,11 +120,35 @@ class StreamRelay:
 
     def _deliver(self, channel: str, event_id: str, fields: dict[Any, Any]) -> None:
         try:
-            frame = event_frame(channel, event_id, fields)
+            event = decode_event(channel, event_id, fields)
+            frame = _frame(channel, event_id, event)
         except Exception:  # a malformed entry must not stop the relay for everyone
             logger.warning("skipping malformed event %s on %s", event_id, channel)
             return
         self._manager.fan_out(frame)
+        if event.get("type") in INVALIDATING_TYPES:
+            data = event.get("data")
+            integration_id = data.get("integration_id") if isinstance(data, dict) else None
+            # Off the fan-out path; kept referenced so the task is not garbage-collected.
+            task = asyncio.create_task(self._forget_cached(integration_id))
+            self._invalidations.add(task)
+            task.add_done_callback(self._invalidations.discard)
+
+    async def _forget_cached(self, integration_id: str | None) -> None:
+        """Drop cached health and statistics, so a reloaded dashboard shows the new state."""
+        try:
+            keys = [
+                key
+                async for key in self._redis.scan_iter(
+                    match=f"{self._namespace}:stats-cache:*", count=1000
+                )
+            ]
+            if isinstance(integration_id, str):
+                keys.append(f"{self._namespace}:integration-health:{integration_id}")
+            if keys:
+                await self._redis.delete(*keys)
+        except RedisError as exc:  # the caches expire by themselves within seconds
+            logger.warning("could not clear cached health/stats (%s)", type(exc).__name__)
 
     async def replay(self, channels: set[str], after_id: str) -> list[Frame]:
         """Event frames after ``after_id`` on ``channels``, oldest first."""

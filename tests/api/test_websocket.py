@@ -198,3 +198,33 @@ def test_slow_client_is_dropped_with_1013_while_fast_one_keeps_receiving(ws_conn
     stats_client.send({"type": "get_stats"})
     stats = stats_client.recv_type("stats")["data"]
     assert stats["dropped_clients"] >= 1
+
+
+@pytest.mark.parametrize(
+    ("channel", "kind"),
+    [
+        ("sync_updates", "sync.finished"),
+        ("sync_updates", "sync.failed"),
+        ("integration_status", "integration.status"),
+    ],
+)
+def test_sync_end_and_status_events_clear_cached_health_and_stats(
+    ws_connect, bus, redis_client, channel, kind
+):
+    from tradeos_pipelines.settings import get_settings
+
+    namespace = get_settings().redis_namespace
+    health_key = f"{namespace}:integration-health:main-1c"
+    other_health = f"{namespace}:integration-health:other"
+    stats_key = f"{namespace}:stats-cache:stats:24h:None:None"
+    for key in (health_key, other_health, stats_key):
+        redis_client.set(key, "{}", ex=60)
+    client = ws_connect(channel)
+    client.recv_type("welcome")
+    bus.publish(channel, kind, {"integration_id": "main-1c", "entity": "stock"})
+    client.events(1)  # relayed, so the relay has seen it
+    deadline = time.monotonic() + 5
+    while redis_client.exists(health_key, stats_key) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert redis_client.exists(health_key, stats_key) == 0
+    assert redis_client.exists(other_health) == 1  # another integration's health stays

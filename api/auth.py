@@ -4,8 +4,9 @@ Accepted: ``TRADEOS_ADMIN_TOKEN`` (compared in constant time) or a live token cr
 ``tradeos token create``. Anything else is a 401 with a JSON body (REST) or close 1008 (WS).
 
 A stored token found valid is remembered in the process for ``TOKEN_CACHE_SECONDS`` (by its
-SHA-256), so a busy client costs one database read per few seconds instead of one per
-request; a revoked token is therefore refused at most that long after ``tradeos token revoke``.
+SHA-256), so a busy client costs a Redis GET per request instead of a database read in the
+threadpool. ``tradeos token revoke`` bumps a Redis counter that every cached entry is checked
+against, so revocation applies at once; with Redis unreachable, within ``TOKEN_CACHE_SECONDS``.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ import hmac
 import time
 from dataclasses import dataclass
 
+import redis.asyncio as aioredis
 from fastapi import HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
+from redis.exceptions import RedisError
 from sqlalchemy.orm import Session
 
-from api.tokens import hash_token, verify_stored_token
+from api.tokens import hash_token, revocations_key, verify_stored_token
 from tradeos_pipelines.db.engine import session_scope
 from tradeos_pipelines.settings import get_settings
 
@@ -51,28 +54,42 @@ def authenticate(token: str | None, session: Session | None = None) -> TokenIden
     return TokenIdentity(info.name, info.id) if info else None
 
 
-_valid_tokens: dict[str, tuple[float, TokenIdentity]] = {}
+# token hash -> (expires at, revocation counter seen before the check, identity)
+_valid_tokens: dict[str, tuple[float, bytes | None, TokenIdentity]] = {}
 
 
-async def authenticate_cached(token: str | None) -> TokenIdentity | None:
-    """:func:`authenticate` without a database read for a token checked in the last seconds."""
+async def authenticate_cached(
+    token: str | None, redis: aioredis.Redis | None = None
+) -> TokenIdentity | None:
+    """:func:`authenticate` without a database read for a token checked in the last seconds.
+
+    ``redis`` (the sidecar's client) carries the revocation counter; without it, or with
+    Redis down, a cached token is trusted until its entry expires.
+    """
     if not token:
         return None
-    admin = get_settings().admin_token
+    settings = get_settings()
+    admin = settings.admin_token
     if admin and hmac.compare_digest(token.encode(), admin.encode()):
         return TokenIdentity(ADMIN_TOKEN_NAME)
+    revocations: bytes | None = None
+    if redis is not None:
+        try:
+            revocations = await redis.get(revocations_key(settings.redis_namespace))
+        except RedisError:
+            revocations = None
     key = hash_token(token)
     now = time.monotonic()
     hit = _valid_tokens.get(key)
-    if hit is not None and hit[0] > now:
-        return hit[1]
+    if hit is not None and hit[0] > now and hit[1] == revocations:
+        return hit[2]
     identity = await run_in_threadpool(authenticate, token)
     if identity is None:
         _valid_tokens.pop(key, None)
         return None
     if len(_valid_tokens) >= TOKEN_CACHE_MAX:
         _valid_tokens.clear()
-    _valid_tokens[key] = (now + TOKEN_CACHE_SECONDS, identity)
+    _valid_tokens[key] = (now + TOKEN_CACHE_SECONDS, revocations, identity)
     return identity
 
 

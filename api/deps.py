@@ -70,7 +70,7 @@ async def require_token(
     token = bearer_token(request)
     if token is None:
         raise unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")
-    identity = await authenticate_cached(token)
+    identity = await authenticate_cached(token, request.app.state.runtime.redis)
     if identity is None:
         raise unauthorized("invalid or revoked token")
     return identity

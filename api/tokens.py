@@ -8,15 +8,21 @@ automation and first start) is checked separately in :mod:`api.auth`.
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import redis
+from redis.exceptions import RedisError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from tradeos_pipelines.db.engine import session_scope
 from tradeos_pipelines.db.models import ApiToken
+from tradeos_pipelines.settings import get_settings
+
+logger = logging.getLogger(__name__)
 
 TOKEN_PREFIX = "tos_"
 # last_used_at is informative only; writing it on every request would turn reads into writes.
@@ -64,6 +70,11 @@ def list_tokens(*, database_url: str | None = None) -> list[TokenInfo]:
         return [_info(row) for row in session.scalars(select(ApiToken).order_by(ApiToken.id))]
 
 
+def revocations_key(namespace: str) -> str:
+    """Redis counter bumped on every revocation: sidecars drop their valid-token caches."""
+    return f"{namespace}:api-tokens:revocations"
+
+
 def revoke_token(token_id: int, *, database_url: str | None = None) -> TokenInfo:
     """Revoke a token by id (idempotent); raises :class:`TokenNotFound`."""
     with session_scope(database_url) as session:
@@ -73,7 +84,20 @@ def revoke_token(token_id: int, *, database_url: str | None = None) -> TokenInfo
         if row.revoked_at is None:
             row.revoked_at = datetime.now(UTC)
         session.flush()
-        return _info(row)
+        info = _info(row)
+    _announce_revocation()
+    return info
+
+
+def _announce_revocation() -> None:
+    settings = get_settings()
+    if not settings.redis_url:
+        return
+    try:
+        with redis.Redis.from_url(settings.redis_url, socket_timeout=3) as client:
+            client.incr(revocations_key(settings.redis_namespace))
+    except RedisError as exc:  # sidecars still forget cached tokens within seconds
+        logger.warning("could not announce the revocation to sidecars (%s)", type(exc).__name__)
 
 
 def verify_stored_token(session: Session, token: str) -> TokenInfo | None:

@@ -122,7 +122,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     relay: StreamRelay = runtime.relay
     # Accept first: closing during the handshake would be an HTTP 403, not the 1008 clients expect.
     await websocket.accept()
-    identity = await authenticate_cached(websocket.query_params.get("token"))
+    identity = await authenticate_cached(websocket.query_params.get("token"), runtime.redis)
     if identity is None:
         await websocket.close(code=CLOSE_POLICY_VIOLATION, reason="invalid or missing token")
         return

@@ -153,7 +153,7 @@ class WebSocketServer:
         manager = self.runtime.manager
         assert ws.request is not None
         params = dict(parse_qsl(urlsplit(ws.request.path).query))
-        if await authenticate_cached(params.get("token")) is None:
+        if await authenticate_cached(params.get("token"), self.runtime.redis) is None:
             await ws.close(CLOSE_POLICY_VIOLATION, "invalid or missing token")
             return
         opening = parse_query(params)

@@ -16,6 +16,7 @@ import base64
 import hashlib
 import os
 import time
+from typing import cast
 
 import orjson
 
@@ -69,8 +70,8 @@ class RawClient(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses but have the same methods.
+        self.transport = cast("asyncio.Transport", transport)
         transport.write(self.request)
 
     def connection_lost(self, exc: Exception | None) -> None:

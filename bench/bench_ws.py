@@ -288,6 +288,7 @@ def run_scenario(stack: Stack, args: argparse.Namespace, channels: int, rate: fl
     rss_loaded = rss_mb(pid)
     published.value = events
     reports = [out.get(timeout=args.drain + 60) for _ in procs]
+    cpu_total = cpu_seconds(pid) - cpu_before
     for proc in procs:
         proc.join(10)
     parts = {kind: [r for k, r in reports if k == kind] for kind in ("raw", "real")}
@@ -335,6 +336,7 @@ def run_scenario(stack: Stack, args: argparse.Namespace, channels: int, rate: fl
         "connect_failures": [f for r in everything for f in r["connect_failures"]][:5],
         "sidecar_cpu_s_publishing": round(cpu_publishing, 1),
         "sidecar_core_share": round(cpu_publishing / took, 2),
+        "sidecar_cpu_s_until_drained": round(cpu_total, 1),
         "sidecar_rss_mb_idle": rss_idle,
         "sidecar_rss_mb_loaded": rss_loaded,
         "raw_clients": merged("raw"),

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing as mp
+import os
 import resource
 import sys
 import time
@@ -377,13 +378,19 @@ def _print(rows: list[dict]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--clients", type=int, default=1000)
-    parser.add_argument("--procs", type=int, default=2, help="processes of raw clients")
+    parser.add_argument("--procs", type=int, default=1, help="processes of raw clients")
     parser.add_argument("--real-clients", type=int, default=50, help="websockets clients")
     parser.add_argument("--rate", type=float, help="events per second (one scenario)")
     parser.add_argument(
         "--channels", type=int, choices=range(1, len(CHANNELS) + 1), help="(one scenario)"
     )
     parser.add_argument("--duration", type=float, default=10)
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="sidecar on CPU 0, publisher and clients on the other CPUs (as when they run "
+        "on other machines); Redis and anything else keep the whole machine",
+    )
     parser.add_argument("--drain", type=float, default=15, help="seconds to wait for stragglers")
     parser.add_argument("--sample-every", type=int, default=10, help="1 in N events is timed")
     args = parser.parse_args()
@@ -394,12 +401,18 @@ def main() -> None:
         scenarios = [(args.channels or len(CHANNELS), args.rate or 1000.0)]
     rows = []
     with sidecar_stack() as stack:
+        if args.pin:
+            cpus = sorted(os.sched_getaffinity(0))
+            if len(cpus) < 2:
+                parser.error("--pin needs at least two CPUs")
+            os.sched_setaffinity(stack.process.pid, {cpus[0]})
+            os.sched_setaffinity(0, set(cpus[1:]))  # inherited by the client processes
         for channels, rate in scenarios:
             rows.append(run_scenario(stack, args, channels, rate))
             _print(rows[-1:])
     print()
     _print(rows)
-    write_results("ws", {"scenarios": rows})
+    write_results("ws_pinned" if args.pin else "ws", {"pinned": args.pin, "scenarios": rows})
 
 
 if __name__ == "__main__":

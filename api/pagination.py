@@ -5,9 +5,11 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable, Sequence
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Query
+from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy.orm import Session
 
 from api.errors import FieldErrors
 
@@ -43,3 +45,29 @@ def page(rows: Sequence[T], limit: int, id_of: Callable[[T], int]) -> tuple[list
     items = list(rows[:limit])
     next_cursor = encode_cursor(id_of(items[-1])) if len(rows) > limit and items else None
     return items, next_cursor
+
+
+def newest_first(
+    session: Session,
+    model: Any,
+    *,
+    limit: int,
+    cursor: str | None,
+    where: Sequence[ColumnElement[bool]] = (),
+    **equal: Any,
+) -> tuple[list[Any], str | None]:
+    """One page of ``model`` rows, newest (highest id) first.
+
+    ``equal`` filters by column equality and skips a filter whose value is ``None`` or empty
+    (an absent query parameter); ``where`` adds any other conditions.
+    """
+    query: Select[Any] = select(model).order_by(model.id.desc()).limit(limit + 1)
+    for column, value in equal.items():
+        if value is not None and value != "":
+            query = query.where(getattr(model, column) == value)
+    for condition in where:
+        query = query.where(condition)
+    after = decode_cursor(cursor)
+    if after is not None:
+        query = query.where(model.id < after)
+    return page(list(session.scalars(query)), limit, lambda r: r.id)

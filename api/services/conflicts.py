@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.pagination import decode_cursor, page
+from api.pagination import newest_first
 from api.schemas.conflict import ConflictPublic, ConflictsPublic
 from tradeos_pipelines.db.models import SyncConflict
 
@@ -24,17 +23,15 @@ def list_conflicts(
     cursor: str | None,
 ) -> ConflictsPublic:
     """Newest first, filtered, one page."""
-    query = select(SyncConflict).order_by(SyncConflict.id.desc()).limit(limit + 1)
-    if status:
-        query = query.where(SyncConflict.status == status)
-    if integration_id:
-        query = query.where(SyncConflict.integration_id == integration_id)
-    if entity:
-        query = query.where(SyncConflict.entity == entity)
-    after = decode_cursor(cursor)
-    if after is not None:
-        query = query.where(SyncConflict.id < after)
-    rows, next_cursor = page(list(session.scalars(query)), limit, lambda r: r.id)
+    rows, next_cursor = newest_first(
+        session,
+        SyncConflict,
+        limit=limit,
+        cursor=cursor,
+        status=status,
+        integration_id=integration_id,
+        entity=entity,
+    )
     return ConflictsPublic(
         data=[ConflictPublic.model_validate(r) for r in rows],
         count=len(rows),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.pagination import decode_cursor, page
+from api.pagination import newest_first
 from api.schemas.sync import (
     IntegrationLogPublic,
     IntegrationLogsPublic,
@@ -48,17 +48,15 @@ def list_sync_logs(
     cursor: str | None,
 ) -> SyncLogsPublic:
     """Newest first, filtered, one page."""
-    query = select(SyncLog).order_by(SyncLog.id.desc()).limit(limit + 1)
-    if integration_id:
-        query = query.where(SyncLog.integration_id == integration_id)
-    if status:
-        query = query.where(SyncLog.status == status)
-    if entity:
-        query = query.where(SyncLog.entity == entity)
-    after = decode_cursor(cursor)
-    if after is not None:
-        query = query.where(SyncLog.id < after)
-    rows, next_cursor = page(list(session.scalars(query)), limit, lambda r: r.id)
+    rows, next_cursor = newest_first(
+        session,
+        SyncLog,
+        limit=limit,
+        cursor=cursor,
+        integration_id=integration_id,
+        status=status,
+        entity=entity,
+    )
     return SyncLogsPublic(
         data=[sync_log_public(r) for r in rows], count=len(rows), next_cursor=next_cursor
     )
@@ -91,24 +89,22 @@ def list_integration_logs(
     cursor: str | None,
 ) -> IntegrationLogsPublic:
     """Every HTTP attempt to one 1C, newest first; ``errors_only`` keeps failed attempts."""
-    query = (
-        select(IntegrationLog)
-        .where(IntegrationLog.integration_id == integration_id)
-        .order_by(IntegrationLog.id.desc())
-        .limit(limit + 1)
-    )
-    if status_code is not None:
-        query = query.where(IntegrationLog.status_code == status_code)
+    where = []
     if errors_only:
-        query = query.where(
+        where.append(
             IntegrationLog.error.is_not(None)
             | IntegrationLog.status_code.is_(None)
             | (IntegrationLog.status_code >= 400)
         )
-    after = decode_cursor(cursor)
-    if after is not None:
-        query = query.where(IntegrationLog.id < after)
-    rows, next_cursor = page(list(session.scalars(query)), limit, lambda r: r.id)
+    rows, next_cursor = newest_first(
+        session,
+        IntegrationLog,
+        limit=limit,
+        cursor=cursor,
+        where=where,
+        integration_id=integration_id,
+        status_code=status_code,
+    )
     return IntegrationLogsPublic(
         data=[IntegrationLogPublic.model_validate(r) for r in rows],
         count=len(rows),

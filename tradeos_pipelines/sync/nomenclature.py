@@ -11,7 +11,6 @@ values in ``product_history`` under the sync's version (a created product is sta
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,14 +21,10 @@ from tradeos_pipelines.sync.engine import (
     Cursor,
     SyncAborted,
     SyncRun,
-    check_reject_ratio,
-    commit,
     save_state,
-    stage_pages,
 )
 from tradeos_pipelines.sync.fields import PRODUCT_FIELDS, fields_json
-from tradeos_pipelines.sync.rows import move_rejects
-from tradeos_pipelines.sync.source import invalidate_cache, onec_client
+from tradeos_pipelines.sync.pipeline import Staging, read_and_commit
 from tradeos_pipelines.sync.watermark import read_watermark, read_window_start
 
 ENTITY = "nomenclature"
@@ -239,26 +234,32 @@ def _stage(sync: SyncRun, page: Page[NomenclatureItem], seq: Iterator[int]) -> N
     )
 
 
+_STAGING = Staging(
+    raw_table=_RAW,
+    typed_sql=_TYPED_SQL,
+    typed_table="stg_nomenclature",
+    reject_id="onec_id::text",
+    reject_payload=_REJECT_PAYLOAD,
+)
+
+
 async def sync_body(sync: SyncRun) -> None:
     """Read the nomenclature from 1C, then write it in one transaction."""
     conn = sync.conn
     watermark = None if sync.full else read_watermark(conn, sync.integration_id, ENTITY)
     if watermark is None:
         sync.full = True  # the first sync of an integration is a full one
-    since = read_window_start(watermark, sync.settings.overlap_seconds)
-    with conn.cursor() as cur:
-        cur.execute(f"CREATE TEMP TABLE {_RAW} (r jsonb)")
-    seq = itertools.count()
-    async with onec_client(sync) as client:
-        pages = client.iter_nomenclature(changed_since=since, page_size=sync.integration.page_size)
-        await stage_pages(sync, pages, lambda page: _stage(sync, page, seq))
-    with conn.cursor() as cur:
-        cur.execute(_TYPED_SQL)
-        move_rejects(cur, sync, "stg_nomenclature", "onec_id::text", _REJECT_PAYLOAD)
-    check_reject_ratio(sync)
-    commit(sync, lambda cur: _apply(cur, sync))
-    sync.after_commit.append(lambda: _announce(sync))
-    await invalidate_cache(sync)
+    await read_and_commit(
+        sync,
+        _STAGING,
+        read=lambda client, since, size: client.iter_nomenclature(
+            changed_since=since, page_size=size
+        ),
+        since=read_window_start(watermark, sync.settings.overlap_seconds),
+        stage=_stage,
+        apply=_apply,
+        announce=_announce,
+    )
 
 
 def _apply(cur: Cursor, sync: SyncRun) -> None:

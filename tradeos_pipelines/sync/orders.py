@@ -17,7 +17,6 @@ changes to other days' orders seen on the way are applied too.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -40,13 +39,11 @@ from tradeos_pipelines.sync.connection import Connection, copy_json_rows
 from tradeos_pipelines.sync.engine import (
     Cursor,
     SyncRun,
-    check_reject_ratio,
     commit,
     save_state,
-    stage_pages,
     write_rejects,
 )
-from tradeos_pipelines.sync.rows import move_rejects
+from tradeos_pipelines.sync.pipeline import Staging, read_and_commit
 from tradeos_pipelines.sync.source import invalidate_cache, onec_client
 from tradeos_pipelines.sync.watermark import read_watermark
 
@@ -270,6 +267,16 @@ def _stage_orders(sync: SyncRun, page: Page[OneCOrder], seq: Iterator[int]) -> N
     )
 
 
+_STATUS_STAGING = Staging(
+    raw_table=_RAW,
+    typed_sql=_TYPED_SQL,
+    typed_table="stg_orders",
+    reject_id="onec_id::text",
+    reject_payload=_REJECT_PAYLOAD,
+    extra_tables=("CREATE TEMP TABLE changed_orders (id uuid)",),
+)
+
+
 async def status_body(sync: SyncRun, day: date | None) -> None:
     """Read 1C's orders changed in the window, then update the TradeOS orders they match."""
     conn = sync.conn
@@ -282,20 +289,15 @@ async def status_body(sync: SyncRun, day: date | None) -> None:
         if day is not None:
             since = min(since, day_bounds(day, sync.integration.timezone)[0])
         since -= timedelta(seconds=sync.settings.overlap_seconds)
-    with conn.cursor() as cur:
-        cur.execute(f"CREATE TEMP TABLE {_RAW} (r jsonb)")
-        cur.execute("CREATE TEMP TABLE changed_orders (id uuid)")
-    seq = itertools.count()
-    async with onec_client(sync) as client:
-        pages = client.iter_orders(changed_since=since, page_size=sync.integration.page_size)
-        await stage_pages(sync, pages, lambda page: _stage_orders(sync, page, seq))
-    with conn.cursor() as cur:
-        cur.execute(_TYPED_SQL)
-        move_rejects(cur, sync, "stg_orders", "onec_id::text", _REJECT_PAYLOAD)
-    check_reject_ratio(sync)
-    commit(sync, lambda cur: _apply_statuses(cur, sync))
-    sync.after_commit.append(lambda: _announce_statuses(sync))
-    await invalidate_cache(sync)
+    await read_and_commit(
+        sync,
+        _STATUS_STAGING,
+        read=lambda client, since, size: client.iter_orders(changed_since=since, page_size=size),
+        since=since,
+        stage=_stage_orders,
+        apply=_apply_statuses,
+        announce=_announce_statuses,
+    )
 
 
 def _apply_statuses(cur: Cursor, sync: SyncRun) -> None:

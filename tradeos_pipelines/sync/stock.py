@@ -7,7 +7,6 @@ does not know is a reject (sync nomenclature first; the Dagster graph orders the
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 
 from tradeos_pipelines.onec.models import Page, StockRow
@@ -16,13 +15,9 @@ from tradeos_pipelines.sync.connection import copy_json_rows
 from tradeos_pipelines.sync.engine import (
     Cursor,
     SyncRun,
-    check_reject_ratio,
-    commit,
     save_state,
-    stage_pages,
 )
-from tradeos_pipelines.sync.rows import move_rejects
-from tradeos_pipelines.sync.source import invalidate_cache, onec_client
+from tradeos_pipelines.sync.pipeline import Staging, read_and_commit
 from tradeos_pipelines.sync.watermark import read_watermark, read_window_start
 
 ENTITY = "stock"
@@ -144,26 +139,31 @@ def _stage(sync: SyncRun, page: Page[StockRow], seq: Iterator[int]) -> None:
     )
 
 
+_STAGING = Staging(
+    raw_table=_RAW,
+    typed_sql=_TYPED_SQL,
+    typed_table="stg_stock",
+    reject_id="product_onec_id::text",
+    reject_payload=_REJECT_PAYLOAD,
+)
+
+
 async def sync_body(sync: SyncRun) -> None:
     """Read stock from 1C, then write it in one transaction."""
     conn = sync.conn
     watermark = None if sync.full else read_watermark(conn, sync.integration_id, ENTITY)
     if watermark is None:
         sync.full = True  # the first sync is a full snapshot
-    since = read_window_start(watermark, sync.settings.overlap_seconds)
-    with conn.cursor() as cur:
-        cur.execute(f"CREATE TEMP TABLE {_RAW} (r jsonb)")
-    seq = itertools.count()
-    async with onec_client(sync) as client:
-        pages = client.iter_stock(changed_since=since, page_size=sync.integration.page_size)
-        await stage_pages(sync, pages, lambda page: _stage(sync, page, seq))
-    with conn.cursor() as cur:
-        cur.execute(_TYPED_SQL, {"integration": sync.integration_id})
-        move_rejects(cur, sync, "stg_stock", "product_onec_id::text", _REJECT_PAYLOAD)
-    check_reject_ratio(sync)
-    commit(sync, lambda cur: _apply(cur, sync))
-    sync.after_commit.append(lambda: _announce(sync))
-    await invalidate_cache(sync)
+    await read_and_commit(
+        sync,
+        _STAGING,
+        read=lambda client, since, size: client.iter_stock(changed_since=since, page_size=size),
+        since=read_window_start(watermark, sync.settings.overlap_seconds),
+        stage=_stage,
+        apply=_apply,
+        announce=_announce,
+        typed_params={"integration": sync.integration_id},
+    )
 
 
 def _apply(cur: Cursor, sync: SyncRun) -> None:

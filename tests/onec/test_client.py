@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -264,6 +265,21 @@ async def test_stock_of_one_warehouse(emulator, make_client):
     assert rows and {str(r.warehouse_id) for r in rows} == {warehouse}
     assert totals[0] == len(rows) < len(everything)
     assert rows == [r for r in everything if str(r.warehouse_id) == warehouse]
+
+
+async def test_the_next_page_is_asked_for_before_a_page_is_handed_over(emulator, make_client):
+    requests = "GET /hs/api/nomenclature"
+    async with make_client(emulator) as client:
+        pages = client.iter_nomenclature(page_size=10)
+        await anext(pages)
+        # No await from here on, so only a request already written to the socket can reach
+        # 1C (the emulator runs on its own thread) while the caller holds this page.
+        deadline = time.monotonic() + 5
+        while emulator.control.counters()["requests"][requests] < 2:
+            assert time.monotonic() < deadline, "the next page was not asked for"
+            time.sleep(0.01)
+        await pages.aclose()
+    assert emulator.control.counters()["requests"][requests] == 2
 
 
 async def test_stopping_early_cancels_the_read_ahead(emulator, make_client):

@@ -15,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import random
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -183,6 +185,7 @@ class OneCClient:
             base_url=self.base_url + "/",
             headers=headers,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            verify=_tls_context(),
             transport=transport,
         )
         self._request_log = request_log
@@ -388,11 +391,16 @@ class OneCClient:
                             f"1C answered {what} with the same next_cursor twice", answer.body
                         )
                     previous_cursor = cursor
-                    # Ask for the next page now; 1C prepares it while this one is parsed.
+                    # Ask for the next page now, so 1C prepares it while this one is built
+                    # and used, and wait until the request is on the wire: httpx (through
+                    # anyio) yields to the event loop several times before it writes, and a
+                    # request still queued in the loop would leave only after the caller
+                    # has finished with this page.
+                    sent = asyncio.Event()
                     pending = asyncio.ensure_future(
-                        self._call("GET", path, params={**params, "cursor": cursor})
+                        self._call("GET", path, params={**params, "cursor": cursor}, sent=sent)
                     )
-                    await asyncio.sleep(0)
+                    await _until_sent(pending, sent)
                 yield parser.build(decoded)
         finally:
             if pending is not None and not pending.done():
@@ -436,6 +444,7 @@ class OneCClient:
         params: dict[str, Any] | None = None,
         content: bytes | None = None,
         accept: tuple[int, ...] = (200,),
+        sent: asyncio.Event | None = None,
     ) -> _Answer:
         if self._breaker is not None:
             await self._breaker.admit()
@@ -450,7 +459,7 @@ class OneCClient:
             ):
                 with attempt:
                     attempts = attempt.retry_state.attempt_number
-                    answer = await self._attempt(method, path, params, content, attempts)
+                    answer = await self._attempt(method, path, params, content, attempts, sent)
         except _Retryable as exc:
             if self._breaker is not None:
                 await self._breaker.record_failure(exc.cause)
@@ -482,13 +491,19 @@ class OneCClient:
         params: dict[str, Any] | None,
         content: bytes | None,
         attempt: int,
+        sent: asyncio.Event | None = None,
     ) -> _Answer:
         at = datetime.now(UTC)
         started = time.perf_counter()
         headers = {"Content-Type": "application/json; charset=utf-8"} if content else None
         try:
             response = await self._http.request(
-                method, path.lstrip("/"), params=params, content=content, headers=headers
+                method,
+                path.lstrip("/"),
+                params=params,
+                content=content,
+                headers=headers,
+                extensions={"trace": _on_sent(sent)} if sent is not None else None,
             )
         except httpx.TimeoutException as exc:
             cause = f"timeout ({type(exc).__name__}) after {time.perf_counter() - started:.1f} s"
@@ -573,6 +588,38 @@ class OneCClient:
         return OneCProtocolError(
             message, excerpt=describe_body(body), integration_id=self.integration_id
         )
+
+
+def _on_sent(sent: asyncio.Event) -> Callable[[str, dict[str, Any]], Awaitable[None]]:
+    """An httpcore ``trace`` hook that sets ``sent`` once the request has been written."""
+
+    async def trace(event: str, info: dict[str, Any]) -> None:
+        # "http11.receive_response_headers.started" (or http2.…): the request is out,
+        # the answer is awaited.
+        if event.endswith("receive_response_headers.started"):
+            sent.set()
+
+    return trace
+
+
+async def _until_sent(call: asyncio.Future[Any], sent: asyncio.Event) -> None:
+    """Wait until ``call``'s request is on the wire, or ``call`` ended (failed, or a transport
+    without traces, such as a test's ASGI transport, answered it)."""
+    waiter = asyncio.ensure_future(sent.wait())
+    try:
+        await asyncio.wait((call, waiter), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """httpx's default TLS context (certifi or ``SSL_CERT_FILE``/``SSL_CERT_DIR``), made once.
+
+    Loading the CA bundle takes ~20 ms; httpx would do it for every client, and the sidecar
+    and each Dagster run open a client per integration and call.
+    """
+    return httpx.create_ssl_context()
 
 
 def _onec_message(body: bytes) -> str:

@@ -64,6 +64,8 @@ _COMMA_TO_POINT = bytes.maketrans(b",", b".")
 _ZERO_GUID_BYTES = ZERO_GUID.encode()
 _NAME, _PRICE, _BARCODES = attrgetter("name"), attrgetter("price"), attrgetter("barcodes")
 _AMOUNTS = attrgetter("quantity", "reserved", "available")
+_TZINFO = attrgetter("tzinfo")
+_AFTER_EMPTY_DATE = datetime(1, 1, 2)  # 1C's empty date is 0001-01-01T00:00:00
 _CACHE_LIMIT = 50_000
 
 
@@ -192,7 +194,6 @@ def _zoned(moment: datetime | None, zone: tzinfo) -> datetime | None:
         return None
     if moment.tzinfo is not None:
         return moment.astimezone(zone)
-    # 1C local wall time; combine() is ~4x cheaper than replace(tzinfo=...) here.
     return datetime.combine(moment, moment.time(), zone)
 
 
@@ -236,7 +237,7 @@ class RowParser:
 
     def __init__(self, zone: tzinfo) -> None:
         self.zone = zone
-        self._dates: dict[datetime | None, datetime | None] = {}
+        self._dates: dict[datetime | None, datetime | None] = {None: None}
         self._decoder = msgspec.json.Decoder(_envelope_of(self.model)) if self.typed else None
         self._formatted = _formatted_numbers(self.numbers) if self.numbers else None
         self._formatting = False  # the last page had Формат() numbers
@@ -303,7 +304,7 @@ class RowParser:
 
     def _page(self, items: list[Any], rejected: list[RejectedRow], decoded: Decoded) -> Page[Any]:
         if len(self._dates) > _CACHE_LIMIT:
-            self._dates.clear()
+            self._dates = {None: None}
         return Page(
             items=items, rejected=rejected, next_cursor=decoded.next_cursor, total=decoded.total
         )
@@ -329,8 +330,19 @@ class RowParser:
             moments = list(map(attrgetter(name), rows))
             # A bulk edit in 1C stamps many rows with the same second: convert each distinct
             # moment once; map() keeps the per-row work in C.
-            for moment in set(moments).difference(zoned):
-                zoned[moment] = _zoned(moment, zone)
+            new = set(moments).difference(zoned)
+            new.discard(None)
+            if new and (any(map(_TZINFO, new)) or min(new) < _AFTER_EMPTY_DATE):
+                # An offset 1C should not send, or its empty date: one by one.
+                zoned.update((moment, _zoned(moment, zone)) for moment in new)
+            elif new:
+                # The usual case, all in C: 1C local wall time + the zone. combine() is
+                # ~4x cheaper than replace(tzinfo=...).
+                naive = list(new)
+                times = map(datetime.time, naive)
+                zoned.update(
+                    zip(naive, map(datetime.combine, naive, times, repeat(zone)), strict=True)
+                )
             deque(map(_force, rows, repeat(name), map(zoned.__getitem__, moments)), maxlen=0)
 
     def careful(self, raw: Any) -> Any:

@@ -69,13 +69,15 @@ _ACCEPTED = (
     "WHERE reject_reason IS NULL)"
 )
 
+# The plan covers the products that exist already; new ones are inserted straight from the
+# staging (_INSERT_SQL), so a first sync of a big catalogue does not copy it into a plan table
+# first.
 _PLAN_PRODUCTS_SQL = f"""
 CREATE TEMP TABLE plan_products ON COMMIT DROP AS
 SELECT s.*, {fields_json("s")} AS remote,
     p.id AS product_id, p.is_active AS old_active, p.local_modified_at, p.onec_values AS base,
-    CASE WHEN p.id IS NOT NULL THEN {fields_json("p")} END AS local,
+    {fields_json("p")} AS local,
     CASE
-        WHEN p.id IS NULL THEN 'created'
         WHEN s.version IS NOT NULL AND p.onec_version = s.version THEN 'unchanged'
         WHEN s.version IS NULL AND p.onec_values = {fields_json("s")}
             AND p.is_active = NOT s.deleted THEN 'unchanged'
@@ -84,7 +86,7 @@ SELECT s.*, {fields_json("s")} AS remote,
         ELSE 'updated'
     END AS action
 FROM {_ACCEPTED} s
-LEFT JOIN products p ON p.integration_id = %(integration)s AND p.onec_id = s.onec_id
+JOIN products p ON p.integration_id = %(integration)s AND p.onec_id = s.onec_id
 WHERE NOT s.is_folder
 """
 
@@ -165,12 +167,21 @@ _COLUMNS = ", ".join(PRODUCT_FIELDS)
 
 # A created product gets no history row: its values are the row itself (``onec_values``), and
 # ``created_sync_version`` tells a restore from when it exists (see history.py).
+# Products 1C has and TradeOS does not: inserted, and listed for the after-commit events.
 _INSERT_SQL = f"""
-INSERT INTO products (integration_id, onec_id, {_COLUMNS}, is_active, onec_version,
-    onec_modified_at, onec_values, sync_version, created_sync_version, synced_at)
-SELECT %(integration)s, onec_id, {_COLUMNS}, NOT deleted, version, modified_at, remote,
-    %(sync_version)s, %(sync_version)s, now()
-FROM plan_products WHERE action = 'created'
+WITH created AS (
+    INSERT INTO products (integration_id, onec_id, {_COLUMNS}, is_active, onec_version,
+        onec_modified_at, onec_values, sync_version, created_sync_version, synced_at)
+    SELECT %(integration)s, onec_id, {_COLUMNS}, NOT deleted, version, modified_at,
+        {fields_json("s")}, %(sync_version)s, %(sync_version)s, now()
+    FROM {_ACCEPTED} s
+    WHERE NOT s.is_folder AND NOT EXISTS (
+        SELECT FROM products p
+        WHERE p.integration_id = %(integration)s AND p.onec_id = s.onec_id
+    )
+    RETURNING onec_id
+)
+INSERT INTO changed_products SELECT onec_id FROM created
 """
 
 _PLAN_GROUPS_SQL = f"""
@@ -284,23 +295,24 @@ def _apply(cur: Cursor, sync: SyncRun) -> None:
             "products were edited in TradeOS while the sync was writing them; nothing was "
             "written, run the sync again"
         )
+    # Kept for the after-commit events; the other temp tables are dropped with the commit.
+    cur.execute(
+        "CREATE TEMP TABLE changed_products AS SELECT onec_id FROM plan_products "
+        "WHERE action <> 'unchanged'"
+    )
     cur.execute(_INSERT_SQL, params)
+    created_products = cur.rowcount
     cur.execute(_PLAN_GROUPS_SQL, params)
     cur.execute(_GROUPS_SQL, params)
     cur.execute(_COUNTS_SQL)
     by_action = dict(cur.fetchall())
     counts = sync.counts
-    counts.created = by_action.get("created", 0)
+    counts.created = created_products + by_action.get("created", 0)
     counts.unchanged = by_action.get("unchanged", 0)
     counts.deleted = by_action.get("deactivated", 0)
     counts.updated = by_action.get("updated", 0) + by_action.get("reactivated", 0)
     cur.execute("SELECT max(modified_at) FROM stg_nomenclature WHERE reject_reason IS NULL")
     save_state(cur, sync, cur.fetchone()[0])
-    # Kept for the after-commit events; the temp tables above are dropped with the commit.
-    cur.execute(
-        "CREATE TEMP TABLE changed_products AS SELECT onec_id FROM plan_products "
-        "WHERE action <> 'unchanged'"
-    )
 
 
 def _announce(sync: SyncRun) -> None:

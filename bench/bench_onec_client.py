@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import statistics
 import time
@@ -72,6 +73,15 @@ async def client_read(base_url: str, watch: Stopwatch) -> int:
     return rows
 
 
+def process_cpu(pid: int) -> float | None:
+    """CPU seconds (user + system) a process has used so far; None off Linux."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def timed(reader: object, base_url: str) -> tuple[float, float, int]:
     """(wall seconds, CPU seconds of this process, rows) of one full read."""
     watch = Stopwatch()
@@ -102,14 +112,19 @@ def main() -> None:
         client: list[float] = []
         bare_cpu: list[float] = []
         client_cpu: list[float] = []
+        emulator_cpu: list[float] = []  # what serving one client pass cost the emulator
         rows = 0
         for _ in range(args.rounds):
             seconds, cpu, rows = timed(bare_read, emulator.base_url)
             bare.append(seconds)
             bare_cpu.append(cpu)
+            served_before = process_cpu(emulator.pid)
             seconds, cpu, client_rows = timed(client_read, emulator.base_url)
+            served_after = process_cpu(emulator.pid)
             client.append(seconds)
             client_cpu.append(cpu)
+            if served_before is not None and served_after is not None:
+                emulator_cpu.append(served_after - served_before)
             if client_rows != rows:
                 raise SystemExit(f"client read {client_rows} rows, bare read {rows}")
 
@@ -134,6 +149,11 @@ def main() -> None:
     cpu_ratio = statistics.median(client_cpu) / statistics.median(bare_cpu)
     print(f"client / bare = {ratio:.2f}x wall ({verdict} the goal of <= 1.2x)")
     print(f"client / bare = {cpu_ratio:.2f}x CPU of the reading process")
+    if emulator_cpu:
+        print(
+            f"emulator CPU per client pass: {statistics.median(emulator_cpu):.3f} s "
+            "(it is not the bottleneck while this stays well under the reader's)"
+        )
 
     results = RESULTS.with_name("onec_client_quirks.json") if args.quirks else RESULTS
     results.parent.mkdir(parents=True, exist_ok=True)
@@ -150,6 +170,7 @@ def main() -> None:
                 "bare_cpu_seconds": bare_cpu,
                 "client_cpu_seconds": client_cpu,
                 "cpu_ratio": cpu_ratio,
+                "emulator_cpu_seconds_per_client_pass": emulator_cpu,
                 "bare_median": bare_median,
                 "client_median": client_median,
                 "ratio": ratio,

@@ -277,7 +277,7 @@ async def test_the_next_page_is_asked_for_before_a_page_is_handed_over(emulator,
         deadline = time.monotonic() + 5
         while emulator.control.counters()["requests"][requests] < 2:
             assert time.monotonic() < deadline, "the next page was not asked for"
-            time.sleep(0.01)
+            time.sleep(0.01)  # noqa: ASYNC251 - blocking the loop on purpose (see above)
         await pages.aclose()
     assert emulator.control.counters()["requests"][requests] == 2
 

@@ -6,12 +6,15 @@ Read with bare httpx on purpose: these tests check the server side, not the clie
 from __future__ import annotations
 
 import base64
+import gc
+import tracemalloc
 import uuid
 
 import httpx
 import pytest
 
 from tradeos_pipelines.onec.emulator import EmulatorProcess, EmulatorServer
+from tradeos_pipelines.onec.emulator.infobase import EmulatorOptions, Infobase
 
 KEY = {"X-API-Key": "test-key"}
 
@@ -234,3 +237,23 @@ def test_command_line_emulator_process_serves_the_same_catalogue(emulator):
         emulator.base_url + "/hs/api/nomenclature", params={"limit": 5}, headers=KEY
     ).json()
     assert other == mine
+
+
+def test_the_catalogue_is_kept_right_sized_in_memory():
+    """orjson's output keeps a ~4 KB buffer; the store must keep each row at its own size."""
+    items = 2000
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        infobase = Infobase(EmulatorOptions(items=items, warehouses=3))
+        gc.collect()
+        kept = sum(
+            stat.size_diff for stat in tracemalloc.take_snapshot().compare_to(before, "filename")
+        )
+    finally:
+        tracemalloc.stop()
+    rows = sum(len(infobase.store(entity)) for entity in ("nomenclature", "stock", "orders"))
+    assert rows > items
+    # A goods row is ~400 bytes of JSON; with its key and index entry well under 1 KB a row.
+    # Before the fix it was over 4 KB a row.
+    assert kept / rows < 1024, f"{kept / rows:.0f} bytes a row"

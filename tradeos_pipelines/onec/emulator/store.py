@@ -23,6 +23,16 @@ from tradeos_pipelines.onec.emulator.clock import format_ms
 _AFTER_ALL_KEYS = "\U0010ffff"
 
 
+def serialise(row: dict[str, Any]) -> bytes:
+    """A row's JSON as kept by the store, right-sized.
+
+    orjson returns its whole growth buffer (4 KB for a small row), and the store keeps every
+    row for its lifetime: copied to its length, 100,000 goods with their stock take ~10x less
+    memory (ijl/orjson#483).
+    """
+    return bytes(memoryview(orjson.dumps(row)))
+
+
 class BadCursor(ValueError):
     """The cursor was not issued by this service."""
 
@@ -116,7 +126,7 @@ class EntityStore:
         entries = []
         for ms, key, row in rows:
             row["modified_at"] = format_ms(ms)
-            self._plain[key] = orjson.dumps(row)
+            self._plain[key] = serialise(row)
             entries.append((ms, key))
         self.index = KeysetIndex(entries)
 
@@ -133,7 +143,7 @@ class EntityStore:
     def put(self, key: str, row: dict[str, Any], ms: int) -> None:
         """Insert or replace a row stamped ``ms``; it moves to the end of the paging order."""
         row["modified_at"] = format_ms(ms)
-        self._plain[key] = orjson.dumps(row)
+        self._plain[key] = serialise(row)
         self._quirky.pop(key, None)
         self.index.put(key, ms)
 
@@ -142,7 +152,7 @@ class EntityStore:
             return self._plain[key]
         cached = self._quirky.get(key)
         if cached is None:
-            cached = orjson.dumps(self._quirk(key, orjson.loads(self._plain[key])))
+            cached = serialise(self._quirk(key, orjson.loads(self._plain[key])))
             self._quirky[key] = cached
         return cached
 

@@ -119,8 +119,8 @@ class RunWatcher:
                 await self._task
 
     def _fetch(self, after: float) -> list[StatusChange]:
-        from dagster import DagsterEventType
-        from dagster._core.event_api import RunStatusChangeRecordsFilter
+        # Both public in Dagster 1.13 (``DagsterInstance.fetch_run_status_changes`` is @public).
+        from dagster import DagsterEventType, RunStatusChangeRecordsFilter
 
         changes = []
         for name, (status, _) in STATUS_EVENTS.items():

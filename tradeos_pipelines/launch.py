@@ -126,6 +126,16 @@ def request_sync(
     return SyncLaunch(run_ids=run_ids)
 
 
+def waiting_entities(session: Session, integration_id: str) -> set[str]:
+    """Entities of ``integration_id`` with a request the request sensor has not picked yet."""
+    rows = session.scalars(
+        select(SyncRequest.entities).where(
+            SyncRequest.integration_id == integration_id, SyncRequest.picked_at.is_(None)
+        )
+    )
+    return {entity for entities in rows for entity in entities}
+
+
 def _queue_request(
     session: Session, integration_id: str, entities: list[Entity], full: bool, source: str
 ) -> int:

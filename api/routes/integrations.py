@@ -134,7 +134,7 @@ async def test_connection(integration_id: str, redis: RedisDep) -> ConnectionTes
         502: {"description": "Dagster refused or could not be reached"},
     },
 )
-async def sync_now(integration_id: str, body: SyncNow) -> SyncLaunched:
+async def sync_now(integration_id: str, body: SyncNow, redis: RedisDep) -> SyncLaunched:
     """Start Dagster runs for this integration's partitions now."""
 
     def launch() -> Any:
@@ -156,6 +156,8 @@ async def sync_now(integration_id: str, body: SyncNow) -> SyncLaunched:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
     except LaunchError as exc:
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, detail=str(exc)) from None
+    if launched.request_id is not None:
+        await integration_health.forget(redis, integration_id)  # now shows it waiting
     return SyncLaunched(run_ids=launched.run_ids, request_id=launched.request_id)
 
 

@@ -15,7 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.deps import RuntimeDep
 from api.schemas.sync import SyncLaunched
-from api.services import webhooks
+from api.services import integration_health, webhooks
 from tradeos_pipelines.db.engine import session_scope
 from tradeos_pipelines.integrations import IntegrationNotFound, load_integration
 from tradeos_pipelines.launch import request_sync
@@ -116,4 +116,5 @@ async def onec_webhook(integration_id: str, request: Request, runtime: RuntimeDe
         raise
     for entity in notification.entities:
         await invalidate(runtime.redis, integration_id, entity, namespace=settings.redis_namespace)
+    await integration_health.forget(runtime.redis, integration_id)  # now shows it waiting
     return SyncLaunched(run_ids=launched.run_ids, request_id=launched.request_id)

@@ -107,6 +107,11 @@ class EntityHealth(BaseModel):
     last_sync: SyncLogPublic | None
     last_success_at: datetime | None
     error_streak: int
+    waiting: bool = Field(
+        default=False,
+        description="A sync request (webhook, or 'sync now' while Dagster was unreachable) "
+        "waits in sync_requests for the Dagster daemon",
+    )
 
 
 class IntegrationHealth(BaseModel):

@@ -1,4 +1,5 @@
-"""Operating status of one integration: last sync per entity, circuit, error streak.
+"""Operating status of one integration: last sync per entity, circuit, error streak, and the
+entities whose sync request still waits for the Dagster daemon.
 
 Computed from ``sync_logs`` and the 1C client's circuit breaker, then cached in Redis for
 ``health_cache_ttl_seconds`` so dashboards polling many integrations stay cheap.
@@ -18,6 +19,7 @@ from api.services.logs import sync_log_public
 from tradeos_pipelines.db.engine import session_scope
 from tradeos_pipelines.db.models import Integration, SyncLog
 from tradeos_pipelines.integrations import IntegrationNotFound
+from tradeos_pipelines.launch import waiting_entities
 from tradeos_pipelines.onec.breaker import circuit_state
 from tradeos_pipelines.settings import get_settings
 
@@ -60,6 +62,14 @@ def _from_database(integration_id: str) -> tuple[bool, dict[str, EntityHealth], 
                 streak_open[row.entity] = False
             if row.status in ("success", "partial") and entry.last_success_at is None:
                 entry.last_success_at = row.finished_at
+        # A request still waiting for the daemon: shown after a reload of the dashboard too.
+        for entity in waiting_entities(session, integration_id):
+            entry = entities.get(entity)
+            if entry is None:
+                entry = entities[entity] = EntityHealth(
+                    last_sync=None, last_success_at=None, error_streak=0
+                )
+            entry.waiting = True
         overall = 0
         for row in recent:
             if row.status == "running":
@@ -83,7 +93,7 @@ async def compute_health(redis: aioredis.Redis, integration_id: str) -> Integrat
         status = "disabled"
     elif circuit.get("state") == "open":
         status = "circuit_open"
-    elif not entities:
+    elif not any(entity.last_sync for entity in entities.values()):
         status = "never_synced"
     elif streak or any(e.error_streak for e in entities.values()):
         status = "failing"

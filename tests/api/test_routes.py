@@ -11,6 +11,7 @@ import orjson
 import pytest
 from sqlalchemy import select
 
+from api.services.integration_health import cache_key as health_cache_key
 from api.services.webhooks import sign
 from tradeos_pipelines.db.models import (
     IntegrationLog,
@@ -74,6 +75,28 @@ def test_sync_now_queues_a_request_when_dagster_is_down(
     request = session.scalars(select(SyncRequest)).one()
     assert body == {"run_ids": [], "request_id": request.id}
     assert (request.entities, request.full, request.source) == (["stock"], True, "manual")
+
+
+def test_health_shows_a_request_waiting_for_the_daemon(
+    api, make_integration, session, dagster_down, redis_client
+):
+    make_integration("main-1c")
+    before = api.get("/integrations/main-1c/health").json()  # now cached
+    assert before["entities"] == {} and before["status"] == "never_synced"
+    api.post("/integrations/main-1c/sync", json={"entities": ["stock", "orders"]})
+    body = api.get("/integrations/main-1c/health").json()
+    assert body["cached"] is False, "sync now must drop the cached health"
+    assert {e for e, info in body["entities"].items() if info["waiting"]} == {"stock", "orders"}
+    assert body["entities"]["stock"]["last_sync"] is None
+    assert body["status"] == "never_synced"
+
+    # Once the request sensor picked the request, it is Dagster's run, no longer waiting.
+    request = session.scalars(select(SyncRequest)).one()
+    request.picked_at = datetime.now(UTC)
+    session.commit()
+    redis_client.delete(health_cache_key("main-1c"))
+    fresh = api.get("/integrations/main-1c/health").json()
+    assert not any(info["waiting"] for info in fresh["entities"].values())
 
 
 def _logs(session, integration_id="main-1c"):

@@ -448,6 +448,11 @@ def test_sync_now_from_the_page(
     assert request.integration_id == "main-1c"
     assert request.source == "manual"
     assert sorted(request.entities) == ["nomenclature", "orders", "stock"]
+    # The waiting request comes with the status snapshot, so a reload still shows it.
+    page.reload()
+    main = card(page, "main-1c")
+    expect(main.locator(".badge")).to_have_text("В очереди")
+    expect(main.locator(".result")).to_be_hidden()  # a fresh page: no message from the click
 
     # The engine picks the request up and reports as it goes.
     event = {"integration_id": "main-1c", "entity": "stock", "run_id": "run-7"}

@@ -32,6 +32,8 @@ function emptyState(integration) {
     active: {},
     // run id (or request key) → entity; launched or queued, not syncing yet
     queued: new Map(),
+    // entity → when its latest sync start was seen live
+    startedAt: {},
     // when the newest sync end seen live happened (the health snapshot may be cached, older)
     liveAt: null,
   };
@@ -48,6 +50,15 @@ export function applyHealth(state, health) {
   const checkedAt = parseTime(health.checked_at);
   if (!state.circuit.asOf || (checkedAt && checkedAt > state.circuit.asOf)) {
     state.circuit = { state: circuit.state || "closed", retryAt: parseTime(circuit.retry_at), asOf: checkedAt };
+  }
+  // Requests waiting for the Dagster daemon come with the snapshot, so they survive a reload;
+  // a start seen live after the snapshot was taken wins over it.
+  for (const key of [...state.queued.keys()]) if (key.startsWith("waiting-")) state.queued.delete(key);
+  for (const [entity, info] of Object.entries(health.entities || {})) {
+    const started = state.startedAt[entity];
+    if (info.waiting && !state.active[entity] && !(started && (!checkedAt || started > checkedAt))) {
+      state.queued.set(`waiting-${entity}`, entity);
+    }
   }
   let snapshotAt = null;
   for (const [entity, info] of Object.entries(health.entities || {})) {
@@ -147,6 +158,7 @@ export function applyEvent(state, event) {
   const entity = data.entity;
   switch (event.type) {
     case "sync.started":
+      state.startedAt[entity] = parseTime(event.ts) || new Date();
       state.queued.forEach((queuedEntity, key) => {
         if (key === data.run_id || queuedEntity === entity) state.queued.delete(key);
       });

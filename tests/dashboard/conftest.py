@@ -173,8 +173,12 @@ class BrowserPage:
 
 
 @pytest.fixture
-def browser_page(browser: Browser) -> Iterator[BrowserPage]:
-    """A fresh browser context (empty sessionStorage) at desktop size 1280×800."""
+def browser_page(browser: Browser, redis_url: str) -> Iterator[BrowserPage]:
+    """A fresh browser context (empty sessionStorage) at desktop size 1280×800.
+
+    ``redis_url`` empties the Redis namespace first: the sidecar outlives each test, and an
+    integration health it cached for the previous test's ``main-1c`` must not show here.
+    """
     context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="ru-RU")
     page = context.new_page()
     page.set_default_timeout(10_000)

@@ -450,6 +450,7 @@ def test_sync_now_from_the_page(
     assert sorted(request.entities) == ["nomenclature", "orders", "stock"]
     # The waiting request comes with the status snapshot, so a reload still shows it.
     page.reload()
+    expect(page.locator("#live")).to_have_text("Онлайн")  # subscribed again before publishing
     main = card(page, "main-1c")
     expect(main.locator(".badge")).to_have_text("В очереди")
     expect(main.locator(".result")).to_be_hidden()  # a fresh page: no message from the click

@@ -403,9 +403,11 @@ class OneCClient:
                     await _until_sent(pending, sent)
                 yield parser.build(decoded)
         finally:
-            if pending is not None and not pending.done():
+            if pending is not None:
+                # The caller stopped reading: whatever the abandoned page did does not matter,
+                # but a read-ahead that already failed is awaited too, so asyncio does not
+                # report its error as never retrieved.
                 pending.cancel()
-                # The caller stopped reading: whatever the abandoned page did does not matter.
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await pending
 

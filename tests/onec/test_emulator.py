@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import base64
 import gc
+import re
+import socket
+import subprocess
+import sys
 import tracemalloc
 import uuid
 
@@ -257,3 +261,24 @@ def test_the_catalogue_is_kept_right_sized_in_memory():
     # A goods row is ~400 bytes of JSON; with its key and index entry well under 1 KB a row.
     # Before the fix it was over 4 KB a row.
     assert kept / rows < 1024, f"{kept / rows:.0f} bytes a row"
+
+
+def test_the_command_line_emulator_accepts_connections_once_it_prints_its_url():
+    """Scripts connect as soon as they read the URL: the port must be listening by then."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tradeos_pipelines.onec.emulator", "--port", "0", "--items", "50"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        match = re.search(r"http://([^:/\s]+):(\d+)", line)
+        assert match, line
+        # No retry: the connection must be taken (queued) at once.
+        socket.create_connection((match.group(1), int(match.group(2))), timeout=5).close()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()

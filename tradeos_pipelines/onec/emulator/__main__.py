@@ -60,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)  # noqa: T201
         return 2
+    # Listen before the URL is printed: connections wait in the backlog until uvicorn accepts
+    # them. A socket that is only bound refuses them, and whoever read the URL (tests,
+    # benchmarks, scripts) could connect before uvicorn starts listening.
+    sock.listen(2048)
     infobase = Infobase(options)
     host, port = sock.getsockname()[:2]
     print(f"1C emulator listening on http://{host}:{port}{PUBLICATION}", flush=True)  # noqa: T201

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -18,14 +17,10 @@ import httpx
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from tradeos_pipelines.devstack.embedded import find_free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -64,7 +59,7 @@ def sidecar_stack() -> Iterator[Stack]:
         "TRADEOS_REDIS_NAMESPACE": f"tradeos-bench-{tag}",
         "TRADEOS_SECRET_KEY": Fernet.generate_key().decode(),
         "TRADEOS_ADMIN_TOKEN": token,
-        "TRADEOS_DAGSTER_URL": f"http://127.0.0.1:{free_port()}",
+        "TRADEOS_DAGSTER_URL": f"http://127.0.0.1:{find_free_port()}",
     }
     env.pop("DAGSTER_HOME", None)
     os.environ.update({k: env[k] for k in env if k.startswith("TRADEOS_")})
@@ -73,7 +68,7 @@ def sidecar_stack() -> Iterator[Stack]:
 
     get_settings.cache_clear()
     upgrade_to_head(database_url)
-    api_port, ws_port = free_port(), free_port()
+    api_port, ws_port = find_free_port(), find_free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "api", "--port", str(api_port), "--ws-port", str(ws_port)],
         cwd=ROOT,

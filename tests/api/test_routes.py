@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -21,6 +20,7 @@ from tradeos_pipelines.db.models import (
     SyncReject,
     SyncRequest,
 )
+from tradeos_pipelines.devstack.embedded import find_free_port
 from tradeos_pipelines.onec.cache import _prefix
 from tradeos_pipelines.settings import get_settings
 
@@ -30,10 +30,7 @@ WEBHOOK_SECRET = "webhook-secret-0123456789"
 @pytest.fixture
 def dagster_down(monkeypatch):
     """Point the sidecar at a port where no Dagster webserver listens."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    monkeypatch.setenv("TRADEOS_DAGSTER_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("TRADEOS_DAGSTER_URL", f"http://127.0.0.1:{find_free_port()}")
     get_settings.cache_clear()
     yield
     monkeypatch.undo()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,15 +18,10 @@ from pathlib import Path
 
 import httpx
 
+from tradeos_pipelines.devstack.embedded import find_free_port
 from tradeos_pipelines.settings import PROJECT_ROOT
 
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -58,7 +52,7 @@ def dagster_processes(
 ) -> Iterator[DagsterProcesses]:
     """Webserver on a free port and the daemon, both loading ``workspace``; stopped on exit."""
     env = {**os.environ, **(extra_env or {})}
-    port = free_port()
+    port = find_free_port()
     log_dir.mkdir(parents=True, exist_ok=True)
     web_log = (log_dir / "webserver.log").open("wb")
     daemon_log = (log_dir / "daemon.log").open("wb")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import uuid
 from datetime import UTC, datetime
 
@@ -15,6 +14,7 @@ from dagster import (
 from sqlalchemy import func, select
 
 from tradeos_pipelines.db.models import Order, OrderItem, Product, Stock, SyncLog
+from tradeos_pipelines.devstack.embedded import find_free_port
 from tradeos_pipelines.events import decode_event, stream_key
 from tradeos_pipelines.onec_sync.assets import (
     onec_order_export,
@@ -150,9 +150,7 @@ def test_orders_partition_exports_the_day_and_reads_statuses(
 def test_failing_runs_raise_an_alert_after_the_streak(
     instance, tradeos, redis_client, partitions, make_integration
 ) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{s.getsockname()[1]}/trade"
+    dead = f"http://127.0.0.1:{find_free_port()}/trade"
     make_integration("dead-1c", base_url=dead)
     partitions("dead-1c")
     tags = run_tags("dead-1c", "nomenclature", full=False, source="schedule")

@@ -5,12 +5,11 @@ The launch through a running webserver's GraphQL API is in test_e2e.py.
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 from sqlalchemy import select
 
 from tradeos_pipelines.db.models import SyncRequest
+from tradeos_pipelines.devstack.embedded import find_free_port
 from tradeos_pipelines.integrations import IntegrationNotFound
 from tradeos_pipelines.launch import SyncLaunch, request_sync
 from tradeos_pipelines.onec_sync.runs import UnknownEntity
@@ -18,10 +17,7 @@ from tradeos_pipelines.onec_sync.runs import UnknownEntity
 
 def closed_port_url() -> str:
     """A loopback URL nothing listens on (the port was free a moment ago)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+    return f"http://127.0.0.1:{find_free_port()}"
 
 
 def test_rejects_unknown_entities_and_integrations(make_integration) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from datetime import UTC, datetime
 
 from dagster import (
@@ -17,6 +16,7 @@ from dagster._core.test_utils import create_run_for_test
 from sqlalchemy import select
 
 from tradeos_pipelines.db.models import SyncRequest, SyncState
+from tradeos_pipelines.devstack.embedded import find_free_port
 from tradeos_pipelines.launch import request_sync
 from tradeos_pipelines.onec_sync.sensors import (
     integration_partitions_sensor,
@@ -188,9 +188,7 @@ def test_change_sensor_requests_only_what_changed(
 def test_change_sensor_skips_a_1c_that_is_down(
     instance, tradeos, session, partitions, make_integration, emulator
 ) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{s.getsockname()[1]}/trade"
+    dead = f"http://127.0.0.1:{find_free_port()}/trade"
     make_integration("dead-1c", base_url=dead)
     make_integration("main-1c", base_url=emulator.base_url)
     partitions("dead-1c", "main-1c")

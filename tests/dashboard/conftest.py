@@ -9,7 +9,6 @@ whatever Dagster happens to listen on port 3000 of this machine.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from tradeos_pipelines.db.engine import get_engine
 from tradeos_pipelines.db.models import SyncLog, SyncReject
+from tradeos_pipelines.devstack.embedded import find_free_port
 from tradeos_pipelines.settings import PROJECT_ROOT
 
 CHROMIUM = "/usr/bin/chromium"
@@ -49,13 +49,6 @@ ARTIFACTS = PROJECT_ROOT / "artifacts"
 STARTUP_TIMEOUT_S = 60.0
 # The machine running the suite may be busy; live updates normally arrive well under a second.
 expect.set_options(timeout=10_000)
-
-
-def free_port() -> int:
-    """A port nothing listens on right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -127,9 +120,9 @@ def sidecar(
     env.update(
         {
             "TRADEOS_API_HOST": "127.0.0.1",
-            "TRADEOS_API_PORT": str(free_port()),
-            "TRADEOS_WS_PORT": str(free_port()),
-            "TRADEOS_DAGSTER_URL": f"http://127.0.0.1:{free_port()}",
+            "TRADEOS_API_PORT": str(find_free_port()),
+            "TRADEOS_WS_PORT": str(find_free_port()),
+            "TRADEOS_DAGSTER_URL": f"http://127.0.0.1:{find_free_port()}",
             "PYTHONUNBUFFERED": "1",
         }
     )

@@ -21,9 +21,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.tokens import create_token, list_tokens, revoke_token
-from tests.dashboard.conftest import BrowserPage, Sidecar, free_port
+from tests.dashboard.conftest import BrowserPage, Sidecar
 from tradeos_pipelines.db.engine import get_engine
 from tradeos_pipelines.db.models import Integration, SyncRequest
+from tradeos_pipelines.devstack.embedded import find_free_port
 from tradeos_pipelines.events import RedisEventBus
 from tradeos_pipelines.onec.breaker import CircuitBreaker
 from tradeos_pipelines.onec.emulator import EmulatorServer
@@ -262,7 +263,7 @@ def test_live_feed_falls_back_to_the_page_origin(
     """With nothing on the relay port the page uses /ws on its own origin."""
     make_integration("main-1c")
     page = browser_page.page
-    page.goto(sidecar.dashboard_url(ws_port=free_port()))
+    page.goto(sidecar.dashboard_url(ws_port=find_free_port()))
     page.fill("#login-token", admin_token)
     page.click("#login-submit")
     expect(page.locator("#live")).to_have_text("Онлайн")

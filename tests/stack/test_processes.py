@@ -49,16 +49,21 @@ SUPERVISOR = textwrap.dedent(
 )
 
 
-def test_stop_escalates_and_reaches_escaped_grandchildren(tmp_path: Path) -> None:
+def run_supervisor(script: str, tmp_path: Path) -> dict:
+    """Run a supervisor script in a fresh interpreter; its last stdout line is a JSON report."""
     result = subprocess.run(
-        [sys.executable, "-c", SUPERVISOR, str(tmp_path)],
+        [sys.executable, "-c", script, str(tmp_path)],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
     )
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_stop_escalates_and_reaches_escaped_grandchildren(tmp_path: Path) -> None:
+    report = run_supervisor(SUPERVISOR, tmp_path)
     assert len(report["tree"]) >= 4  # bash, two sleeps under it, the polite sleep
     assert report["killed"] == ["stubborn"]
     assert 1.0 <= report["elapsed"] < 4
@@ -95,15 +100,7 @@ def test_polite_children_stop_without_waiting_for_the_grace_period(tmp_path: Pat
                           "codes": [c.exited() for c in children]}))
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script, str(tmp_path)],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = run_supervisor(script, tmp_path)
     assert report["killed"] == []
     assert report["elapsed"] < 5
     assert report["codes"] == [-15, -15, -15]

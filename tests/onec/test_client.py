@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import importlib.machinery
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import httpx
 import pytest
 
-from tradeos_pipelines.onec.client import OneCClient
+from tradeos_pipelines.onec.client import OneCClient, RetryPolicy
 from tradeos_pipelines.onec.errors import (
     OneCAuthError,
     OneCNotFound,
@@ -290,3 +294,57 @@ async def test_stopping_early_cancels_the_read_ahead(emulator, make_client):
         assert (await client.health()).status == "ok"
     served = emulator.control.counters()["requests"]["GET /hs/api/nomenclature"]
     assert served <= 2  # the first page and at most the one read ahead
+
+
+async def test_a_failed_read_ahead_is_collected_when_the_caller_stops(
+    emulator, make_client, caplog
+):
+    """The caller stops after page 1 while the read-ahead of page 2 has already failed: its
+    error is retrieved, not reported by asyncio as "Task exception was never retrieved"."""
+    requests = "GET /hs/api/nomenclature"
+
+    class FailAfterFirstPage(httpx.AsyncHTTPTransport):
+        armed = False
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            response = await super().handle_async_request(request)
+            if not self.armed:
+                self.armed = True  # every later request gets a 500
+                emulator.control.inject_fault("500", count=100)
+            return response
+
+    client = make_client(
+        emulator, transport=FailAfterFirstPage(), retry=RetryPolicy(attempts=2, base_delay=0)
+    )
+    async with client:
+        pages = client.iter_nomenclature(page_size=10)
+        await anext(pages)
+        deadline = time.monotonic() + 5
+        while emulator.control.counters()["responses"].get("500", 0) < 2:
+            assert time.monotonic() < deadline, "the read-ahead was not retried"
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)  # the read-ahead task ends with OneCUnavailable
+        await pages.aclose()
+    assert emulator.control.counters()["requests"][requests] == 3  # page 1, two attempts
+    del pages
+    gc.collect()
+    await asyncio.sleep(0)
+    assert "never retrieved" not in caplog.text
+
+
+async def test_requests_do_not_search_for_a_module_each_time(emulator, make_client, monkeypatch):
+    """httpcore 1.0.9 imports sniffio on every lock it sets up; if sniffio were missing, each
+    request would scan sys.path for it again (encode/httpcore#1103). It is a dependency."""
+    searched: list[str] = []
+    find_spec = importlib.machinery.PathFinder.find_spec
+
+    def recording(name: str, *args: object, **kwargs: object) -> object:
+        searched.append(name)
+        return find_spec(name, *args, **kwargs)
+
+    async with make_client(emulator) as client:
+        await client.fetch_page("nomenclature", limit=5, use_cache=False)  # imports settle
+        monkeypatch.setattr(importlib.machinery.PathFinder, "find_spec", recording)
+        async for _ in client.iter_nomenclature(page_size=20):
+            pass
+    assert searched == []

@@ -16,11 +16,11 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from api.errors import install_error_handlers
-from api.events.websocket import websocket_endpoint
+from api.core.errors import install_error_handlers
+from api.core.runtime import Runtime
+from api.live.websocket import websocket_endpoint
 from api.routes import api_router
-from api.runtime import Runtime
-from tradeos_pipelines.settings import Settings, get_settings
+from tradeos_pipelines.core.settings import Settings, get_settings
 
 API_PREFIX = "/api/v1"
 DASHBOARD_DIR = Path(__file__).resolve().parent / "dashboard" / "static"

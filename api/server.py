@@ -2,7 +2,7 @@
 
 Port ``TRADEOS_API_PORT`` (8000, uvicorn) serves REST, ``/ws`` and the dashboard; port
 ``TRADEOS_WS_PORT`` (8001) serves ``/ws`` only, with the ``websockets`` library directly
-(:mod:`api.events.ws_server`, built for fan-out). Both share the Redis reader and the
+(:mod:`api.live.ws_server`, built for fan-out). Both share the Redis reader and the
 connection manager, so ``get_stats`` counts every client of the process.
 """
 
@@ -21,10 +21,10 @@ from collections.abc import Callable, Iterator
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
-from api.events.ws_server import WebSocketServer
+from api.core.runtime import Runtime
+from api.live.ws_server import WebSocketServer
 from api.main import create_app
-from api.runtime import Runtime
-from tradeos_pipelines.settings import get_settings
+from tradeos_pipelines.core.settings import get_settings
 
 _TOKEN_IN_QUERY = re.compile(r"(token=)[^&\s\"']+")
 

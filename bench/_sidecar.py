@@ -39,7 +39,7 @@ def sidecar_stack() -> Iterator[Stack]:
     """A migrated database, a Redis namespace and ``python -m api`` on free ports."""
     from cryptography.fernet import Fernet
 
-    from tradeos_pipelines.settings import normalize_database_url
+    from tradeos_pipelines.core.settings import normalize_database_url
 
     admin_url = normalize_database_url(
         os.environ.get("TRADEOS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -63,8 +63,8 @@ def sidecar_stack() -> Iterator[Stack]:
     }
     env.pop("DAGSTER_HOME", None)
     os.environ.update({k: env[k] for k in env if k.startswith("TRADEOS_")})
-    from tradeos_pipelines.db.migrate import upgrade_to_head
-    from tradeos_pipelines.settings import get_settings
+    from tradeos_pipelines.core.settings import get_settings
+    from tradeos_pipelines.storage.migrate import upgrade_to_head
 
     get_settings.cache_clear()
     upgrade_to_head(database_url)
@@ -103,7 +103,7 @@ def sidecar_stack() -> Iterator[Stack]:
         client = redis.Redis.from_url(redis_url)
         for key in client.scan_iter(match=env["TRADEOS_REDIS_NAMESPACE"] + ":*", count=1000):
             client.delete(key)
-        from tradeos_pipelines.db.engine import get_engine
+        from tradeos_pipelines.storage.database import get_engine
 
         get_engine.cache_clear()
         with admin.connect() as conn:

@@ -33,8 +33,8 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tradeos_pipelines.secrets import new_secret_key  # noqa: E402
-from tradeos_pipelines.settings import get_settings, normalize_database_url  # noqa: E402
+from tradeos_pipelines.core.secrets import new_secret_key  # noqa: E402
+from tradeos_pipelines.core.settings import get_settings, normalize_database_url  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "e2e_dagster.json"
 FAR_AWAY_CRON = "0 0 1 1 *"  # schedules must not start runs during the measurement
@@ -131,12 +131,12 @@ def main() -> None:
     from dagster import DagsterInstance
 
     from tests.dagster.processes import dagster_processes
-    from tradeos_pipelines.db.engine import session_scope
-    from tradeos_pipelines.db.migrate import upgrade_to_head
-    from tradeos_pipelines.db.models import Integration, SyncLog
+    from tradeos_pipelines.core.secrets import encrypt_json
+    from tradeos_pipelines.emulators.http_service import EmulatorServer
     from tradeos_pipelines.launch import request_sync
-    from tradeos_pipelines.onec.emulator import EmulatorServer
-    from tradeos_pipelines.secrets import encrypt_json
+    from tradeos_pipelines.storage.database import session_scope
+    from tradeos_pipelines.storage.migrate import upgrade_to_head
+    from tradeos_pipelines.storage.tables import Integration, SyncLog
 
     upgrade_to_head(database_url)
     rows: list[dict[str, float | str]] = []

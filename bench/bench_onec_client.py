@@ -26,8 +26,8 @@ from pathlib import Path
 import httpx
 import orjson
 
-from tradeos_pipelines.onec.client import OneCClient
-from tradeos_pipelines.onec.emulator import EmulatorProcess
+from tradeos_pipelines.emulators.http_service import EmulatorProcess
+from tradeos_pipelines.sources.http_service.client import OneCClient
 
 API_KEY = "bench-key"
 PAGE_SIZE = 1000

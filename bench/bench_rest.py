@@ -28,9 +28,9 @@ ROUTES = ("/api/v1/integrations", "/api/v1/sync-logs?limit=50", "/api/v1/stats?w
 def seed(database_url: str, integrations: int, logs: int) -> None:
     from sqlalchemy import insert
 
-    from tradeos_pipelines.db.engine import get_engine
-    from tradeos_pipelines.db.models import Integration, SyncLog
-    from tradeos_pipelines.secrets import encrypt_json, encrypt_text
+    from tradeos_pipelines.core.secrets import encrypt_json, encrypt_text
+    from tradeos_pipelines.storage.database import get_engine
+    from tradeos_pipelines.storage.tables import Integration, SyncLog
 
     engine = get_engine(database_url)
     now = datetime.now(UTC)
@@ -164,7 +164,7 @@ def main() -> None:
     args = parser.parse_args()
     with sidecar_stack() as stack:
         seed(stack.database_url, 20, args.logs)
-        from api.tokens import create_token
+        from tradeos_pipelines.storage.tokens import create_token
 
         # A stored token, as operators use (the admin token would skip the token check).
         token = create_token("bench", database_url=stack.database_url)

@@ -45,7 +45,7 @@ PAGE_SIZE = 1000
 
 
 def _env(admin_url: str, redis_url: str, database: str) -> dict[str, str]:
-    from tradeos_pipelines.secrets import new_secret_key
+    from tradeos_pipelines.core.secrets import new_secret_key
 
     url = make_url(admin_url).set(database=database).render_as_string(hide_password=False)
     return {
@@ -57,9 +57,9 @@ def _env(admin_url: str, redis_url: str, database: str) -> dict[str, str]:
 
 
 def _add_integration(integration_id: str, base_url: str) -> None:
-    from tradeos_pipelines.db.engine import session_scope
-    from tradeos_pipelines.db.models import Integration
-    from tradeos_pipelines.secrets import encrypt_json
+    from tradeos_pipelines.core.secrets import encrypt_json
+    from tradeos_pipelines.storage.database import session_scope
+    from tradeos_pipelines.storage.tables import Integration
 
     with session_scope() as session:
         session.add(
@@ -80,8 +80,8 @@ def _rows_served(emulator: Any) -> int:
 
 def bench_engine(items: int) -> dict[str, Any]:
     """Full, then incremental syncs of ``items`` through the engine."""
-    from tradeos_pipelines.onec.emulator import EmulatorProcess
-    from tradeos_pipelines.sync import sync_nomenclature
+    from tradeos_pipelines.emulators.http_service import EmulatorProcess
+    from tradeos_pipelines.engine import sync_nomenclature
 
     out: dict[str, Any] = {}
     with EmulatorProcess(items=items, warehouses=5, api_key=API_KEY) as emulator:
@@ -266,7 +266,7 @@ def bench_memory(items: int) -> dict[str, Any]:
 
 def child_sync(integration_id: str) -> None:
     """Run in the child: one full sync, then report its own peak RSS as the last line."""
-    from tradeos_pipelines.sync import sync_nomenclature
+    from tradeos_pipelines.engine import sync_nomenclature
 
     result = sync_nomenclature(integration_id, full=True)
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -299,7 +299,7 @@ def main() -> None:
     admin_url = os.environ.get(
         "TRADEOS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
     )
-    from tradeos_pipelines.settings import get_settings, normalize_database_url
+    from tradeos_pipelines.core.settings import get_settings, normalize_database_url
 
     admin_url = normalize_database_url(admin_url)
     redis_url = os.environ.get("TRADEOS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -310,7 +310,7 @@ def main() -> None:
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{database}"'))
     try:
-        from tradeos_pipelines.db.migrate import upgrade_to_head
+        from tradeos_pipelines.storage.migrate import upgrade_to_head
 
         upgrade_to_head(os.environ["TRADEOS_DATABASE_URL"])
         results: dict[str, Any] = {"items": args.items, "page_size": PAGE_SIZE}
@@ -320,7 +320,7 @@ def main() -> None:
             results["memory"] = bench_memory(args.big_items)
             _report(results)
     finally:
-        from tradeos_pipelines.db.engine import get_engine
+        from tradeos_pipelines.storage.database import get_engine
 
         get_engine.cache_clear()
         with admin.connect() as conn:

@@ -239,7 +239,7 @@ def publish(
     """Publish at a steady ``rate`` through the event bus; returns (events, seconds taken)."""
     import redis
 
-    from tradeos_pipelines.events import RedisEventBus
+    from tradeos_pipelines.event_bus import RedisEventBus
 
     bus = RedisEventBus(redis.Redis.from_url(stack.redis_url), namespace=stack.namespace)
     start = time.perf_counter()

@@ -26,9 +26,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from tradeos_pipelines.db.models import Integration
-from tradeos_pipelines.secrets import encrypt_json, encrypt_text, new_secret_key
-from tradeos_pipelines.settings import get_settings, normalize_database_url
+from tradeos_pipelines.core.secrets import encrypt_json, encrypt_text, new_secret_key
+from tradeos_pipelines.core.settings import get_settings, normalize_database_url
+from tradeos_pipelines.storage.tables import Integration
 
 # Fixture plugins shared across test folders (the 1C emulator, a Dagster instance).
 pytest_plugins = [
@@ -64,7 +64,7 @@ def server_urls(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
 @pytest.fixture(scope="session")
 def database_url(server_urls: tuple[str, str]) -> Iterator[str]:
     """A fresh database with every migration applied, dropped when the session ends."""
-    from tradeos_pipelines.db.migrate import upgrade_to_head
+    from tradeos_pipelines.storage.migrate import upgrade_to_head
 
     admin_url = server_urls[0]
     name = f"tradeos_test_{SESSION_TAG}"
@@ -74,7 +74,7 @@ def database_url(server_urls: tuple[str, str]) -> Iterator[str]:
     url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     upgrade_to_head(url)
     yield url
-    from tradeos_pipelines.db.engine import get_engine
+    from tradeos_pipelines.storage.database import get_engine
 
     get_engine.cache_clear()
     with admin.connect() as conn:
@@ -126,7 +126,7 @@ TABLES = (
 @pytest.fixture
 def db(servers_env: dict[str, str]) -> Iterator[str]:
     """An empty database (every table truncated) for this test; yields its URL."""
-    from tradeos_pipelines.db.engine import get_engine
+    from tradeos_pipelines.storage.database import get_engine
 
     engine = get_engine(servers_env["TRADEOS_DATABASE_URL"])
     with engine.begin() as conn:
@@ -137,7 +137,7 @@ def db(servers_env: dict[str, str]) -> Iterator[str]:
 @pytest.fixture
 def session(db: str) -> Iterator[Session]:
     """A SQLAlchemy session on the test database (committed by the test when it wants)."""
-    from tradeos_pipelines.db.engine import get_engine
+    from tradeos_pipelines.storage.database import get_engine
 
     with Session(get_engine(db), expire_on_commit=False) as s:
         yield s
@@ -170,7 +170,7 @@ def admin_token() -> str:
 @pytest.fixture
 def make_integration(db: str) -> Callable[..., str]:
     """Insert an integration (credentials encrypted as the sidecar stores them); returns its id."""
-    from tradeos_pipelines.db.engine import get_engine
+    from tradeos_pipelines.storage.database import get_engine
 
     def _make(
         integration_id: str = "main-1c",

@@ -6,16 +6,21 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
-from tradeos_pipelines.db.migrate import downgrade_to_base, upgrade_to_head
-from tradeos_pipelines.events import RedisEventBus, UnknownChannel, decode_event, stream_key
-from tradeos_pipelines.integrations import load_integration
-from tradeos_pipelines.secrets import SecretDecryptError, decrypt_json, encrypt_json, new_secret_key
-from tradeos_pipelines.settings import (
+from tradeos_pipelines.core.secrets import (
+    SecretDecryptError,
+    decrypt_json,
+    encrypt_json,
+    new_secret_key,
+)
+from tradeos_pipelines.core.settings import (
     Settings,
     SettingsError,
     load_settings,
     normalize_database_url,
 )
+from tradeos_pipelines.event_bus import RedisEventBus, UnknownChannel, decode_event, stream_key
+from tradeos_pipelines.storage.integrations import load_integration
+from tradeos_pipelines.storage.migrate import downgrade_to_base, upgrade_to_head
 
 CONTRACT_TABLES = {
     "integrations",

@@ -19,7 +19,7 @@ import runpy
 import sys
 from collections.abc import Callable, Sequence
 
-from tradeos_pipelines.settings import SettingsError, load_settings
+from tradeos_pipelines.core.settings import SettingsError, load_settings
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -55,7 +55,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     """Apply the migrations to TRADEOS_DATABASE_URL (or undo them)."""
     from alembic import command
 
-    from tradeos_pipelines.db.migrate import alembic_config
+    from tradeos_pipelines.storage.migrate import alembic_config
 
     url = load_settings().require_database_url()
     config = alembic_config(url)
@@ -70,7 +70,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def cmd_secret_key(_args: argparse.Namespace) -> int:
     """Print a new Fernet key for TRADEOS_SECRET_KEY."""
-    from tradeos_pipelines.secrets import new_secret_key
+    from tradeos_pipelines.core.secrets import new_secret_key
 
     echo(new_secret_key())
     return 0
@@ -78,7 +78,12 @@ def cmd_secret_key(_args: argparse.Namespace) -> int:
 
 def cmd_token(args: argparse.Namespace) -> int:
     """Create, list or revoke sidecar API tokens."""
-    from api.tokens import TokenNotFound, create_token, list_tokens, revoke_token
+    from tradeos_pipelines.storage.tokens import (
+        TokenNotFound,
+        create_token,
+        list_tokens,
+        revoke_token,
+    )
 
     url = load_settings().require_database_url()
     if args.action == "create":
@@ -114,7 +119,9 @@ def cmd_emulator(args: argparse.Namespace) -> int:
     """Run the bundled 1C emulator with the remaining arguments."""
     sys.argv = ["tradeos emulator", *args.emulator_args]
     try:
-        runpy.run_module("tradeos_pipelines.onec.emulator", run_name="__main__", alter_sys=True)
+        runpy.run_module(
+            "tradeos_pipelines.emulators.http_service", run_name="__main__", alter_sys=True
+        )
     except ImportError as exc:
         return fail(f"the 1C emulator is not available in this checkout ({exc})")
     except SystemExit as exc:

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from dagster import Definitions
 
-from tradeos_pipelines.onec_sync.assets import external_specs, sync_assets
-from tradeos_pipelines.onec_sync.checks import sync_checks
-from tradeos_pipelines.onec_sync.jobs import sync_jobs
-from tradeos_pipelines.onec_sync.resources import tradeos_resource_from_env
-from tradeos_pipelines.onec_sync.schedules import sync_schedules
-from tradeos_pipelines.onec_sync.sensors import sync_sensors
+from tradeos_pipelines.defs.assets import external_specs, sync_assets
+from tradeos_pipelines.defs.checks import sync_checks
+from tradeos_pipelines.defs.jobs import sync_jobs
+from tradeos_pipelines.defs.resources import tradeos_resource_from_env
+from tradeos_pipelines.defs.schedules import sync_schedules
+from tradeos_pipelines.defs.sensors import sync_sensors
 
 defs = Definitions(
     assets=[*external_specs, *sync_assets],

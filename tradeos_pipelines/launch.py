@@ -18,22 +18,18 @@ import httpx
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from tradeos_pipelines.db.engine import session_scope
-from tradeos_pipelines.db.models import Integration, SyncRequest
-from tradeos_pipelines.integrations import IntegrationNotFound
-from tradeos_pipelines.onec_sync.partitions import (
-    integration_partitions_def,
-    orders_partitions_def,
-    today_in_schedule_timezone,
-)
-from tradeos_pipelines.onec_sync.runs import (
+from tradeos_pipelines.core.integration import IntegrationNotFound
+from tradeos_pipelines.core.settings import get_settings, today_in_schedule_timezone
+from tradeos_pipelines.core.vocabulary import (
+    INTEGRATION_PARTITIONS,
     JOB_FOR_ENTITY,
     Entity,
-    partition_key_for,
+    partition_tags,
     run_tags,
     validate_entities,
 )
-from tradeos_pipelines.settings import get_settings
+from tradeos_pipelines.storage.database import session_scope
+from tradeos_pipelines.storage.tables import Integration, SyncRequest
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +89,8 @@ def request_sync(
 ) -> SyncLaunch:
     """Start (manual) or queue (webhook) sync runs of ``entities`` for one integration.
 
-    Raises :class:`~tradeos_pipelines.onec_sync.runs.UnknownEntity` for a bad entity name,
-    :class:`~tradeos_pipelines.integrations.IntegrationNotFound` for an unknown integration and
+    Raises :class:`~tradeos_pipelines.core.vocabulary.UnknownEntity` for a bad entity name,
+    :class:`~tradeos_pipelines.storage.integrations.IntegrationNotFound` for an unknown integration and
     :class:`LaunchError` when Dagster refuses a run.
     """
     wanted = validate_entities(entities)
@@ -200,7 +196,7 @@ def _ensure_partition(http: httpx.Client, url: str, integration_id: str) -> None
         ADD_DYNAMIC_PARTITION,
         {
             "selector": _repository_selector(),
-            "name": integration_partitions_def.name,
+            "name": INTEGRATION_PARTITIONS,
             "key": integration_id,
         },
     )
@@ -213,12 +209,10 @@ def _ensure_partition(http: httpx.Client, url: str, integration_id: str) -> None
 def _launch_run(
     http: httpx.Client, url: str, integration_id: str, entity: Entity, full: bool, day: date
 ) -> str:
-    key = partition_key_for(integration_id, entity, day)
-    if entity == "orders":
-        partition_tags = orders_partitions_def.get_tags_for_partition_key(str(key))
-    else:
-        partition_tags = integration_partitions_def.get_tags_for_partition_key(str(key))
-    tags = {**run_tags(integration_id, entity, full=full, source="manual"), **partition_tags}
+    tags = {
+        **run_tags(integration_id, entity, full=full, source="manual"),
+        **partition_tags(integration_id, entity, day),
+    }
     params = {
         "selector": {**_repository_selector(), "jobName": JOB_FOR_ENTITY[entity]},
         "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in tags.items()]},

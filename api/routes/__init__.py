@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from api.deps import require_token
+from api.core.deps import require_token
 from api.routes import conflicts, health, integrations, stats, sync_logs, webhooks
 
 api_router = APIRouter()

@@ -7,13 +7,13 @@ from typing import Literal
 from fastapi import APIRouter, HTTPException, status
 from fastapi.concurrency import run_in_threadpool
 
-from api.deps import SessionDep
-from api.pagination import Cursor, Limit
+from api.core.deps import SessionDep
+from api.core.pagination import Cursor, Limit
 from api.schemas.conflict import ConflictPublic, ConflictResolve, ConflictsPublic
 from api.services import conflicts as service
-from tradeos_pipelines.db.engine import session_scope
-from tradeos_pipelines.sync import ConflictNotFound, ConflictNotOpen
-from tradeos_pipelines.sync import resolve_conflict as settle
+from tradeos_pipelines.engine import ConflictNotFound, ConflictNotOpen
+from tradeos_pipelines.engine import resolve_conflict as settle
+from tradeos_pipelines.storage.database import session_scope
 
 router = APIRouter(prefix="/conflicts", tags=["conflicts"])
 

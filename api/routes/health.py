@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 
-from api.deps import RuntimeDep
-from api.health_checks import check_dagster, check_database, check_redis
+from api.core.deps import RuntimeDep
 from api.schemas.health import HealthPublic
+from api.services.health_checks import check_dagster, check_database, check_redis
 
 router = APIRouter(tags=["health"])
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Response, status
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
-from api.deps import RedisDep, SessionDep, in_session
+from api.core.deps import RedisDep, SessionDep, in_session
 from api.schemas.integration import (
     ConnectionTest,
     IntegrationCreate,
@@ -19,10 +19,11 @@ from api.schemas.integration import (
 from api.schemas.sync import IntegrationHealth, SyncLaunched, SyncNow
 from api.services import integration_health, onec_checks
 from api.services import integrations as service
-from tradeos_pipelines.db.engine import session_scope
-from tradeos_pipelines.integrations import IntegrationNotFound, load_integration
+from tradeos_pipelines.core.integration import IntegrationNotFound
+from tradeos_pipelines.core.vocabulary import UnknownEntity
 from tradeos_pipelines.launch import LaunchError, request_sync
-from tradeos_pipelines.onec_sync.runs import UnknownEntity
+from tradeos_pipelines.storage.database import session_scope
+from tradeos_pipelines.storage.integrations import load_integration
 
 router = APIRouter(prefix="/integrations", tags=["integrations"])
 

@@ -14,12 +14,12 @@ from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 
-from api.deps import RuntimeDep
-from api.runtime import Runtime
+from api.core.deps import RuntimeDep
+from api.core.runtime import Runtime
 from api.schemas.stats import StatsPublic, StatsSeriesPublic
-from api.schemas.sync import LoggedEntity
 from api.services import stats as service
-from tradeos_pipelines.db.engine import session_scope
+from tradeos_pipelines.core.vocabulary import LoggedEntity
+from tradeos_pipelines.storage.database import session_scope
 
 router = APIRouter(prefix="/stats", tags=["stats"])
 

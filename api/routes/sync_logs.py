@@ -6,18 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
 
-from api.deps import SessionDep, in_session
-from api.pagination import Cursor, Limit
-from api.schemas.sync import (
-    IntegrationLogsPublic,
-    LoggedEntity,
-    SyncLogDetail,
-    SyncLogsPublic,
-    SyncStatus,
-)
+from api.core.deps import SessionDep, in_session
+from api.core.pagination import Cursor, Limit
+from api.schemas.sync import IntegrationLogsPublic, SyncLogDetail, SyncLogsPublic
 from api.services import integrations as integration_service
 from api.services import logs
-from tradeos_pipelines.integrations import IntegrationNotFound
+from tradeos_pipelines.core.integration import IntegrationNotFound
+from tradeos_pipelines.core.vocabulary import LoggedEntity, SyncStatus
 
 router = APIRouter(tags=["logs"])
 

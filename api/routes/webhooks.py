@@ -13,13 +13,15 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 
-from api.deps import RuntimeDep
+from api.core.deps import RuntimeDep
 from api.schemas.sync import SyncLaunched
 from api.services import integration_health, webhooks
-from tradeos_pipelines.db.engine import session_scope
-from tradeos_pipelines.integrations import IntegrationNotFound, load_integration
+from tradeos_pipelines.core.integration import IntegrationNotFound
+from tradeos_pipelines.core.vocabulary import ENTITIES
 from tradeos_pipelines.launch import request_sync
-from tradeos_pipelines.onec.cache import invalidate
+from tradeos_pipelines.sources.common.cache import invalidate
+from tradeos_pipelines.storage.database import session_scope
+from tradeos_pipelines.storage.integrations import load_integration
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
@@ -34,7 +36,7 @@ _BODY_SCHEMA = {
                     "properties": {
                         "entities": {
                             "type": "array",
-                            "items": {"enum": ["nomenclature", "stock", "orders"]},
+                            "items": {"enum": list(ENTITIES)},
                         },
                         "sent_at": {
                             "description": "ISO 8601 with time zone, or unix seconds",

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from api.slugs import SLUG_PATTERN
+from api.core.slugs import SLUG_PATTERN
 
 MASK = "***"
 

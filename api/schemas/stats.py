@@ -4,17 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, create_model
 
+from tradeos_pipelines.core.vocabulary import ROW_COUNTERS
 
-class RowCounts(BaseModel):
-    fetched: int
-    created: int
-    updated: int
-    unchanged: int
-    deleted: int
-    conflicts: int
-    rejected: int
+# The seven counters of the vocabulary, as a schema.
+RowCounts = create_model(
+    "RowCounts", __base__=BaseModel, **{counter: (int, ...) for counter in ROW_COUNTERS}
+)
 
 
 class EntityStats(BaseModel):

@@ -7,9 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-SyncEntity = Literal["nomenclature", "stock", "orders"]
-LoggedEntity = Literal["nomenclature", "stock", "orders", "order_export"]
-SyncStatus = Literal["running", "success", "partial", "failed"]
+from api.schemas.stats import RowCounts
+from tradeos_pipelines.core.vocabulary import Entity
 
 
 class SyncNow(BaseModel):
@@ -17,7 +16,7 @@ class SyncNow(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    entities: Annotated[list[SyncEntity], Field(min_length=1)] = [
+    entities: Annotated[list[Entity], Field(min_length=1)] = [
         "nomenclature",
         "stock",
         "orders",
@@ -37,7 +36,7 @@ class SyncLaunched(BaseModel):
     request_id: int | None = None
 
 
-class SyncLogPublic(BaseModel):
+class SyncLogPublic(RowCounts):  # type: ignore[valid-type, misc]
     model_config = ConfigDict(from_attributes=True)
 
     id: int
@@ -49,13 +48,6 @@ class SyncLogPublic(BaseModel):
     started_at: datetime
     finished_at: datetime | None
     duration_ms: float | None
-    fetched: int
-    created: int
-    updated: int
-    unchanged: int
-    deleted: int
-    conflicts: int
-    rejected: int
     error: str | None
     sync_version: int | None
 

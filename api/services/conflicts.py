@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from api.pagination import newest_first
+from api.core.pagination import newest_first
 from api.schemas.conflict import ConflictPublic, ConflictsPublic
-from tradeos_pipelines.db.models import SyncConflict
+from tradeos_pipelines.storage.tables import SyncConflict
 
 
 class ConflictNotFound(LookupError):

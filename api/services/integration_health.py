@@ -16,12 +16,12 @@ from sqlalchemy import select
 
 from api.schemas.sync import EntityHealth, IntegrationHealth
 from api.services.logs import sync_log_public
-from tradeos_pipelines.db.engine import session_scope
-from tradeos_pipelines.db.models import Integration, SyncLog
-from tradeos_pipelines.integrations import IntegrationNotFound
+from tradeos_pipelines.core.integration import IntegrationNotFound
+from tradeos_pipelines.core.settings import get_settings
 from tradeos_pipelines.launch import waiting_entities
-from tradeos_pipelines.onec.breaker import circuit_state
-from tradeos_pipelines.settings import get_settings
+from tradeos_pipelines.sources.common.breaker import circuit_state
+from tradeos_pipelines.storage.database import session_scope
+from tradeos_pipelines.storage.tables import Integration, SyncLog
 
 # Enough recent syncs to find each entity's last one and a meaningful error streak.
 RECENT_SYNCS = 200

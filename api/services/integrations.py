@@ -1,6 +1,6 @@
 """Integration administration: create, change, enable, delete; secrets encrypted at rest.
 
-Credentials and the webhook secret are Fernet-encrypted (``tradeos_pipelines.secrets``) and
+Credentials and the webhook secret are Fernet-encrypted (``tradeos_pipelines.core.secrets``) and
 leave this module only masked (``"***"``), except the webhook secret in the answer to create,
 which the 1C administrator needs once.
 """
@@ -15,17 +15,17 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.errors import FieldErrors
+from api.core.errors import FieldErrors
+from api.core.slugs import slugify
 from api.schemas.integration import (
     MASK,
     IntegrationCreate,
     IntegrationPublic,
     IntegrationUpdate,
 )
-from api.slugs import slugify
-from tradeos_pipelines.db.models import Integration, IntegrationLog
-from tradeos_pipelines.integrations import IntegrationNotFound
-from tradeos_pipelines.secrets import decrypt_json, encrypt_json, encrypt_text
+from tradeos_pipelines.core.integration import IntegrationNotFound
+from tradeos_pipelines.core.secrets import decrypt_json, encrypt_json, encrypt_text
+from tradeos_pipelines.storage.tables import Integration, IntegrationLog
 
 
 class IntegrationExists(ValueError):

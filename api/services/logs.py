@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.pagination import newest_first
+from api.core.pagination import newest_first
 from api.schemas.sync import (
     IntegrationLogPublic,
     IntegrationLogsPublic,
@@ -14,7 +14,7 @@ from api.schemas.sync import (
     SyncLogsPublic,
     SyncRejectPublic,
 )
-from tradeos_pipelines.db.models import IntegrationLog, SyncLog, SyncReject
+from tradeos_pipelines.storage.tables import IntegrationLog, SyncLog, SyncReject
 
 # Rejects shown with one sync; the rest stay in sync_rejects for SQL.
 REJECTS_SHOWN = 1000

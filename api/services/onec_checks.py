@@ -7,11 +7,11 @@ import time
 import redis.asyncio as aioredis
 
 from api.schemas.integration import ConnectionTest
-from tradeos_pipelines.integrations import IntegrationConfig
-from tradeos_pipelines.onec.cache import invalidate
-from tradeos_pipelines.onec.client import OneCClient
-from tradeos_pipelines.onec.errors import OneCError
-from tradeos_pipelines.settings import get_settings
+from tradeos_pipelines.core.integration import IntegrationConfig
+from tradeos_pipelines.core.settings import get_settings
+from tradeos_pipelines.engine.source import connect
+from tradeos_pipelines.sources.common.cache import invalidate
+from tradeos_pipelines.sources.common.errors import OneCError
 
 
 def _without_secrets(message: str, config: IntegrationConfig) -> str:
@@ -29,7 +29,7 @@ async def test_connection(config: IntegrationConfig, redis: aioredis.Redis) -> C
     await invalidate(redis, config.id, "health", namespace=get_settings().redis_namespace)
     started = time.perf_counter()
     try:
-        async with OneCClient.from_config(config, redis=redis) as client:
+        async with connect(config, redis=redis) as client:
             health = await client.health()
     except OneCError as exc:
         return ConnectionTest(

@@ -11,12 +11,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from api.errors import FieldErrors, validation_items
+from api.core.errors import FieldErrors, validation_items
+from tradeos_pipelines.core.vocabulary import Entity
 
 SIGNATURE_HEADER = "X-TradeOS-Signature"
 
@@ -30,7 +31,7 @@ class WebhookNotification(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    entities: Annotated[list[Literal["nomenclature", "stock", "orders"]], Field(min_length=1)]
+    entities: Annotated[list[Entity], Field(min_length=1)]
     sent_at: datetime
     ids: list[str] = Field(default_factory=list, max_length=10_000)
 

@@ -21,7 +21,7 @@ import orjson
 import pytest
 import websocket
 
-from api.runtime import Runtime
+from api.core.runtime import Runtime
 from api.server import build_servers
 
 

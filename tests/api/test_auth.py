@@ -8,8 +8,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from api.tokens import create_token, hash_token, list_tokens, revoke_token
-from tradeos_pipelines.db.models import ApiToken
+from tradeos_pipelines.storage.tables import ApiToken
+from tradeos_pipelines.storage.tokens import create_token, hash_token, list_tokens, revoke_token
 
 
 def _routes(anonymous: httpx.Client) -> list[tuple[str, str]]:

@@ -7,8 +7,8 @@ import logging
 import pytest
 from sqlalchemy import select, text
 
-from tradeos_pipelines.db.models import Integration, IntegrationLog, SyncLog
-from tradeos_pipelines.integrations import load_integration
+from tradeos_pipelines.storage.integrations import load_integration
+from tradeos_pipelines.storage.tables import Integration, IntegrationLog, SyncLog
 
 API_KEY = "super-secret-api-key-42"
 PASSWORD = "пароль-очень-секретный"

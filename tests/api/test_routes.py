@@ -12,7 +12,10 @@ from sqlalchemy import select
 
 from api.services.integration_health import cache_key as health_cache_key
 from api.services.webhooks import sign
-from tradeos_pipelines.db.models import (
+from tradeos_pipelines.core.settings import get_settings
+from tradeos_pipelines.devstack.embedded import find_free_port
+from tradeos_pipelines.sources.common.cache import _prefix
+from tradeos_pipelines.storage.tables import (
     IntegrationLog,
     Product,
     SyncConflict,
@@ -20,9 +23,6 @@ from tradeos_pipelines.db.models import (
     SyncReject,
     SyncRequest,
 )
-from tradeos_pipelines.devstack.embedded import find_free_port
-from tradeos_pipelines.onec.cache import _prefix
-from tradeos_pipelines.settings import get_settings
 
 WEBHOOK_SECRET = "webhook-secret-0123456789"
 

@@ -10,7 +10,7 @@ import pytest
 import redis
 import websocket
 
-from tradeos_pipelines.events import RedisEventBus
+from tradeos_pipelines.event_bus import RedisEventBus
 
 
 @pytest.fixture
@@ -211,7 +211,7 @@ def test_slow_client_is_dropped_with_1013_while_fast_one_keeps_receiving(ws_conn
 def test_sync_end_and_status_events_clear_cached_health_and_stats(
     ws_connect, bus, redis_client, channel, kind
 ):
-    from tradeos_pipelines.settings import get_settings
+    from tradeos_pipelines.core.settings import get_settings
 
     namespace = get_settings().redis_namespace
     health_key = f"{namespace}:integration-health:main-1c"

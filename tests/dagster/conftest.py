@@ -7,8 +7,8 @@ from collections.abc import Callable
 import pytest
 from dagster import DagsterInstance
 
-from tradeos_pipelines.onec_sync.partitions import integration_partitions_def
-from tradeos_pipelines.onec_sync.resources import TradeOSResource
+from tradeos_pipelines.defs.partitions import integration_partitions_def
+from tradeos_pipelines.defs.resources import TradeOSResource
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import httpx
 
+from tradeos_pipelines.core.settings import PROJECT_ROOT
 from tradeos_pipelines.devstack.embedded import find_free_port
-from tradeos_pipelines.settings import PROJECT_ROOT
 
 BIN = Path(sys.executable).parent
 

@@ -13,19 +13,19 @@ from dagster import (
 )
 from sqlalchemy import func, select
 
-from tradeos_pipelines.db.models import Order, OrderItem, Product, Stock, SyncLog
-from tradeos_pipelines.devstack.embedded import find_free_port
-from tradeos_pipelines.events import decode_event, stream_key
-from tradeos_pipelines.onec_sync.assets import (
+from tradeos_pipelines.core.settings import today_in_schedule_timezone
+from tradeos_pipelines.core.vocabulary import run_tags
+from tradeos_pipelines.defs.assets import (
     onec_order_export,
     tradeos_order_statuses,
     tradeos_products,
     tradeos_stock,
 )
-from tradeos_pipelines.onec_sync.checks import sync_checks
-from tradeos_pipelines.onec_sync.partitions import today_in_schedule_timezone
-from tradeos_pipelines.onec_sync.runs import run_tags
-from tradeos_pipelines.onec_sync.sensors import sync_failure_alerts
+from tradeos_pipelines.defs.checks import sync_checks
+from tradeos_pipelines.defs.sensors import sync_failure_alerts
+from tradeos_pipelines.devstack.embedded import find_free_port
+from tradeos_pipelines.event_bus import decode_event, stream_key
+from tradeos_pipelines.storage.tables import Order, OrderItem, Product, Stock, SyncLog
 
 COUNTS = ("fetched", "created", "updated", "unchanged", "deleted", "conflicts", "rejected")
 

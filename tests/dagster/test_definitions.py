@@ -16,8 +16,8 @@ from dagster import (
     MultiPartitionsDefinition,
 )
 
+from tradeos_pipelines.core.settings import PROJECT_ROOT
 from tradeos_pipelines.definitions import defs
-from tradeos_pipelines.settings import PROJECT_ROOT
 
 
 def test_definitions_validate_in_a_subprocess(dagster_home: Path) -> None:

@@ -16,9 +16,9 @@ from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
 from sqlalchemy import func, select
 
 from tests.dagster.processes import dagster_processes
-from tradeos_pipelines.db.models import Product, Stock, SyncRequest
+from tradeos_pipelines.core.settings import today_in_schedule_timezone
 from tradeos_pipelines.launch import request_sync
-from tradeos_pipelines.onec_sync.partitions import today_in_schedule_timezone
+from tradeos_pipelines.storage.tables import Product, Stock, SyncRequest
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from tradeos_pipelines.db.models import SyncRequest
+from tradeos_pipelines.core.integration import IntegrationNotFound
+from tradeos_pipelines.core.vocabulary import UnknownEntity
 from tradeos_pipelines.devstack.embedded import find_free_port
-from tradeos_pipelines.integrations import IntegrationNotFound
 from tradeos_pipelines.launch import SyncLaunch, request_sync
-from tradeos_pipelines.onec_sync.runs import UnknownEntity
+from tradeos_pipelines.storage.tables import SyncRequest
 
 
 def closed_port_url() -> str:

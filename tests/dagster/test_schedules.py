@@ -7,13 +7,13 @@ from zoneinfo import ZoneInfo
 
 from dagster import build_schedule_context
 
-from tradeos_pipelines.db.models import SyncState
 from tradeos_pipelines.definitions import defs
-from tradeos_pipelines.onec_sync.schedules import (
+from tradeos_pipelines.defs.schedules import (
     nomenclature_schedule,
     orders_schedule,
     stock_schedule,
 )
+from tradeos_pipelines.storage.tables import SyncState
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 

@@ -15,15 +15,15 @@ from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 from dagster._core.test_utils import create_run_for_test
 from sqlalchemy import select
 
-from tradeos_pipelines.db.models import SyncRequest, SyncState
-from tradeos_pipelines.devstack.embedded import find_free_port
-from tradeos_pipelines.launch import request_sync
-from tradeos_pipelines.onec_sync.sensors import (
+from tradeos_pipelines.defs.sensors import (
     integration_partitions_sensor,
     onec_change_sensor,
     request_run_key,
     sync_requests_sensor,
 )
+from tradeos_pipelines.devstack.embedded import find_free_port
+from tradeos_pipelines.launch import request_sync
+from tradeos_pipelines.storage.tables import SyncRequest, SyncState
 
 PAST_EVERYTHING = datetime(2026, 1, 1, tzinfo=UTC)  # later than every generated 1C row
 

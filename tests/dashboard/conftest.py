@@ -30,10 +30,10 @@ from playwright.sync_api import (
 )
 from sqlalchemy.orm import Session
 
-from tradeos_pipelines.db.engine import get_engine
-from tradeos_pipelines.db.models import SyncLog, SyncReject
+from tradeos_pipelines.core.settings import PROJECT_ROOT
 from tradeos_pipelines.devstack.embedded import find_free_port
-from tradeos_pipelines.settings import PROJECT_ROOT
+from tradeos_pipelines.storage.database import get_engine
+from tradeos_pipelines.storage.tables import SyncLog, SyncReject
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

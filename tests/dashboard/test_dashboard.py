@@ -20,15 +20,15 @@ from playwright.sync_api import Locator, Page, expect
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.tokens import create_token, list_tokens, revoke_token
 from tests.dashboard.conftest import BrowserPage, Sidecar
-from tradeos_pipelines.db.engine import get_engine
-from tradeos_pipelines.db.models import Integration, SyncRequest
 from tradeos_pipelines.devstack.embedded import find_free_port
-from tradeos_pipelines.events import RedisEventBus
-from tradeos_pipelines.onec.breaker import CircuitBreaker
-from tradeos_pipelines.onec.emulator import EmulatorServer
-from tradeos_pipelines.sync import sync_nomenclature
+from tradeos_pipelines.emulators.http_service import EmulatorServer
+from tradeos_pipelines.engine import sync_nomenclature
+from tradeos_pipelines.event_bus import RedisEventBus
+from tradeos_pipelines.sources.common.breaker import CircuitBreaker
+from tradeos_pipelines.storage.database import get_engine
+from tradeos_pipelines.storage.tables import Integration, SyncRequest
+from tradeos_pipelines.storage.tokens import create_token, list_tokens, revoke_token
 
 pytestmark = pytest.mark.browser
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from tradeos_pipelines.onec.client import OneCClient, RetryPolicy
-from tradeos_pipelines.onec.emulator import EmulatorServer
+from tradeos_pipelines.emulators.http_service import EmulatorServer
+from tradeos_pipelines.sources.http_service.client import OneCClient, RetryPolicy
 
 
 class RecordingSleep:

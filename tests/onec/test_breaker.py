@@ -9,9 +9,9 @@ import sys
 import orjson
 import pytest
 
-from tradeos_pipelines.events import AsyncRedisEventBus, stream_key
-from tradeos_pipelines.onec.breaker import CircuitBreaker, circuit_state
-from tradeos_pipelines.onec.errors import (
+from tradeos_pipelines.event_bus import AsyncRedisEventBus, stream_key
+from tradeos_pipelines.sources.common.breaker import CircuitBreaker, circuit_state
+from tradeos_pipelines.sources.common.errors import (
     CircuitOpenError,
     OneCAuthError,
     OneCUnavailable,
@@ -20,8 +20,8 @@ from tradeos_pipelines.onec.errors import (
 PEER = """
 import asyncio, json, sys
 import redis.asyncio as aioredis
-from tradeos_pipelines.onec.breaker import CircuitBreaker, circuit_state
-from tradeos_pipelines.onec.errors import CircuitOpenError
+from tradeos_pipelines.sources.common.breaker import CircuitBreaker, circuit_state
+from tradeos_pipelines.sources.common.errors import CircuitOpenError
 
 async def main(url, action, now):
     redis = aioredis.Redis.from_url(url)
@@ -171,7 +171,7 @@ async def test_auth_and_validation_errors_do_not_count(emulator, make_client, br
 
 
 async def test_breaker_keys_use_the_session_namespace(breaker, aredis):
-    from tradeos_pipelines.settings import get_settings
+    from tradeos_pipelines.core.settings import get_settings
 
     await breaker.admit()
     await breaker.record_failure("x")

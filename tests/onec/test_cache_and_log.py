@@ -8,10 +8,10 @@ import time
 import pytest
 from sqlalchemy import create_engine, select
 
-from tradeos_pipelines.db.models import IntegrationLog
-from tradeos_pipelines.onec.cache import invalidate
-from tradeos_pipelines.onec.errors import OneCUnavailable
-from tradeos_pipelines.onec.request_log import IntegrationLogWriter
+from tradeos_pipelines.sources.common.cache import invalidate
+from tradeos_pipelines.sources.common.errors import OneCUnavailable
+from tradeos_pipelines.storage.request_log import IntegrationLogWriter
+from tradeos_pipelines.storage.tables import IntegrationLog
 
 
 async def test_health_is_cached_until_invalidated(emulator, make_client, aredis):

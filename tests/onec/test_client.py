@@ -13,15 +13,15 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from tradeos_pipelines.onec.client import OneCClient, RetryPolicy
-from tradeos_pipelines.onec.errors import (
+from tradeos_pipelines.sources.common.errors import (
     OneCAuthError,
     OneCNotFound,
     OneCProtocolError,
     OneCUnavailable,
     OneCValidationError,
 )
-from tradeos_pipelines.onec.models import NomenclatureItem, OrderCreate
+from tradeos_pipelines.sources.common.rows import NomenclatureItem, OrderCreate
+from tradeos_pipelines.sources.http_service.client import OneCClient, RetryPolicy
 
 
 async def read_all(pages):

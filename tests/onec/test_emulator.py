@@ -17,8 +17,8 @@ import uuid
 import httpx
 import pytest
 
-from tradeos_pipelines.onec.emulator import EmulatorProcess, EmulatorServer
-from tradeos_pipelines.onec.emulator.infobase import EmulatorOptions, Infobase
+from tradeos_pipelines.emulators.http_service import EmulatorProcess, EmulatorServer
+from tradeos_pipelines.emulators.http_service.infobase import EmulatorOptions, Infobase
 
 KEY = {"X-API-Key": "test-key"}
 
@@ -266,7 +266,15 @@ def test_the_catalogue_is_kept_right_sized_in_memory():
 def test_the_command_line_emulator_accepts_connections_once_it_prints_its_url():
     """Scripts connect as soon as they read the URL: the port must be listening by then."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "tradeos_pipelines.onec.emulator", "--port", "0", "--items", "50"],
+        [
+            sys.executable,
+            "-m",
+            "tradeos_pipelines.emulators.http_service",
+            "--port",
+            "0",
+            "--items",
+            "50",
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )

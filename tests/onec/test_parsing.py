@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tradeos_pipelines.onec.emulator.quirks import format_number
-from tradeos_pipelines.onec.errors import OneCProtocolError
-from tradeos_pipelines.onec.parsing import (
+from tradeos_pipelines.emulators.http_service.quirks import format_number
+from tradeos_pipelines.sources.common.errors import OneCProtocolError
+from tradeos_pipelines.sources.http_service.parsing import (
     NomenclatureParser,
     StockParser,
     decode_envelope,

@@ -14,8 +14,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tradeos_pipelines.core.settings import PROJECT_ROOT
 from tradeos_pipelines.devstack.embedded import find_free_port
-from tradeos_pipelines.settings import PROJECT_ROOT
 
 # Variables the test session sets for itself; a `tradeos dev` under test must not inherit them,
 # or it would use the session's servers and Dagster instance instead of its own.

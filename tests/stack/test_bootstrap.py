@@ -13,7 +13,8 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from tradeos_pipelines.db.models import Integration
+from tradeos_pipelines.core.secrets import decrypt_json, new_secret_key
+from tradeos_pipelines.core.settings import PROJECT_ROOT, Settings
 from tradeos_pipelines.devstack.bootstrap import (
     DataDir,
     StackError,
@@ -24,8 +25,7 @@ from tradeos_pipelines.devstack.bootstrap import (
     ensure_demo_integration,
     prepare_dagster_home,
 )
-from tradeos_pipelines.secrets import decrypt_json, new_secret_key
-from tradeos_pipelines.settings import PROJECT_ROOT, Settings
+from tradeos_pipelines.storage.tables import Integration
 
 
 def _dev_settings(**values: object) -> Settings:

@@ -142,7 +142,7 @@ def test_migrate_and_tokens_against_a_real_database(server_urls, monkeypatch, ca
         engine.dispose()
         assert tables == 0
     finally:
-        from tradeos_pipelines.db.engine import get_engine
+        from tradeos_pipelines.storage.database import get_engine
 
         get_engine.cache_clear()
         with admin.connect() as conn:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tradeos_pipelines.settings import PROJECT_ROOT
+from tradeos_pipelines.core.settings import PROJECT_ROOT
 
 SERVICES = {
     "postgres",
@@ -128,8 +128,8 @@ def test_commands_point_at_real_modules(compose) -> None:
     assert _command(services["sidecar"]) == ["python", "-m", "api"]
     assert (PROJECT_ROOT / "api" / "__main__.py").exists()
     emulator = _command(services["mock-1c"])
-    assert "tradeos_pipelines.onec.emulator" in emulator and "8080" in emulator
-    assert (PROJECT_ROOT / "tradeos_pipelines/onec/emulator/__main__.py").exists()
+    assert "tradeos_pipelines.emulators.http_service" in emulator and "8080" in emulator
+    assert (PROJECT_ROOT / "tradeos_pipelines/emulators/http_service/__main__.py").exists()
     assert (PROJECT_ROOT / "docker/postgres-init.sql").exists()
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psutil
 
-from tradeos_pipelines.settings import PROJECT_ROOT
+from tradeos_pipelines.core.settings import PROJECT_ROOT
 
 SUPERVISOR = textwrap.dedent(
     """

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from tradeos_pipelines.db.engine import get_engine
-from tradeos_pipelines.events import RedisEventBus
-from tradeos_pipelines.settings import get_settings
+from tradeos_pipelines.core.settings import get_settings
+from tradeos_pipelines.event_bus import RedisEventBus
+from tradeos_pipelines.storage.database import get_engine
 
 INTEGRATION = "main-1c"
 PAGE_SIZE = 50

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from tradeos_pipelines.sync import (
+from tradeos_pipelines.engine import (
     ConflictNotOpen,
     VersionNotFound,
     resolve_conflict,

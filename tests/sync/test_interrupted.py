@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-from tradeos_pipelines.sync import SyncFailed, sync_nomenclature
-from tradeos_pipelines.sync.log import INTERRUPTED
+from tradeos_pipelines.engine import SyncFailed, sync_nomenclature
+from tradeos_pipelines.engine.log import INTERRUPTED
 
-CHILD = "from tradeos_pipelines.sync import sync_nomenclature; sync_nomenclature('main-1c')"
+CHILD = "from tradeos_pipelines.engine import sync_nomenclature; sync_nomenclature('main-1c')"
 
 
 def _wait_for(condition, timeout: float = 30.0) -> None:

@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from tradeos_pipelines.sync import SyncFailed, sync_nomenclature
-from tradeos_pipelines.sync.connection import application_name
+from tradeos_pipelines.engine import SyncFailed, sync_nomenclature
+from tradeos_pipelines.engine.connection import application_name
 
 from .conftest import INTEGRATION
 
@@ -262,6 +262,6 @@ def test_events_are_published_after_commit(integration, emulator, sql, bus, redi
     assert finished["created"] == ITEMS + FOLDERS
     assert finished["sync_version"] == result.sync_version
     # They went through the real bus, under this test session's namespace.
-    from tradeos_pipelines.events import stream_key
+    from tradeos_pipelines.event_bus import stream_key
 
     assert redis_client.xlen(stream_key("product_updates")) == len(batches)

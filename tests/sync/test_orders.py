@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tradeos_pipelines.sync import (
+from tradeos_pipelines.engine import (
     SyncFailed,
     export_orders,
     sync_nomenclature,

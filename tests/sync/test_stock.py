@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tradeos_pipelines.sync import SyncFailed, sync_nomenclature, sync_stock
+from tradeos_pipelines.engine import SyncFailed, sync_nomenclature, sync_stock
 
 STOCK_ROWS, WAREHOUSES = 360, 3
 

@@ -19,9 +19,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from tradeos_pipelines.db.models import Integration
-from tradeos_pipelines.secrets import encrypt_json, new_secret_key
-from tradeos_pipelines.settings import PROJECT_ROOT, Settings
+from tradeos_pipelines.core.secrets import encrypt_json, new_secret_key
+from tradeos_pipelines.core.settings import PROJECT_ROOT, Settings
+from tradeos_pipelines.storage.tables import Integration
 
 DEMO_INTEGRATION_ID = "demo-1c"
 DEMO_API_KEY = "demo-key"

@@ -30,6 +30,7 @@ from types import FrameType
 
 import httpx
 
+from tradeos_pipelines.core.settings import PROJECT_ROOT, Settings
 from tradeos_pipelines.devstack import processes
 from tradeos_pipelines.devstack.bootstrap import (
     DEMO_API_KEY,
@@ -52,7 +53,6 @@ from tradeos_pipelines.devstack.embedded import (
     start_redis_server,
 )
 from tradeos_pipelines.devstack.processes import ChildProcess
-from tradeos_pipelines.settings import PROJECT_ROOT, Settings
 
 # SIGTERM grace for the services; then SIGKILL, then the embedded servers in what is left.
 SERVICE_GRACE_SECONDS = 5.5
@@ -100,7 +100,7 @@ class Stack:
 
 def emulator_available() -> bool:
     """The bundled 1C emulator is part of this checkout (helper A's package)."""
-    return (PROJECT_ROOT / "tradeos_pipelines/onec/emulator/__main__.py").exists()
+    return (PROJECT_ROOT / "tradeos_pipelines/emulators/http_service/__main__.py").exists()
 
 
 def sidecar_available() -> bool:
@@ -248,7 +248,7 @@ def _prepare(stack: Stack, say: Say) -> None:
     secret_key = dev_secret_key(settings, data)
     stack.token, stack.token_from_env = admin_token(settings, data)
 
-    from tradeos_pipelines.db.migrate import upgrade_to_head
+    from tradeos_pipelines.storage.migrate import upgrade_to_head
 
     say("applying database migrations")
     upgrade_to_head(database_url)
@@ -291,7 +291,7 @@ def _start_services(stack: Stack, say: Say) -> None:
                 [
                     python,
                     "-m",
-                    "tradeos_pipelines.onec.emulator",
+                    "tradeos_pipelines.emulators.http_service",
                     "--items",
                     str(EMULATOR_ITEMS),
                     "--warehouses",
@@ -311,7 +311,7 @@ def _start_services(stack: Stack, say: Say) -> None:
         )
     else:
         stack.notes.append(
-            "1C emulator: not in this checkout yet (tradeos_pipelines/onec/emulator), skipped"
+            "1C emulator: not in this checkout yet (tradeos_pipelines/emulators/http_service), skipped"
         )
 
     if sidecar_available():

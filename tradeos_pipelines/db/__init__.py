@@ -1,6 +1,0 @@
-"""The database layer: models, engines and migrations."""
-
-from tradeos_pipelines.db.engine import get_engine, session_scope
-from tradeos_pipelines.db.migrate import upgrade_to_head
-
-__all__ = ["get_engine", "session_scope", "upgrade_to_head"]

@@ -1,0 +1,235 @@
+"""Running the emulator: in a background thread (tests) or a child process (benchmarks, demo).
+
+Both bind port 0 by default and expose ``base_url`` (the publication URL, ``…/trade``) and
+``control``, a small synchronous client of the ``/_control/`` endpoints.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+import uvicorn
+
+from tradeos_pipelines.emulators.http_service.app import EmulatorApp
+from tradeos_pipelines.emulators.http_service.infobase import EmulatorOptions, Infobase
+
+PUBLICATION = "/trade"
+
+
+class EmulatorControl:
+    """Drives an emulator through its ``/_control/`` endpoints (no credentials needed)."""
+
+    def __init__(self, root_url: str, timeout: float = 30.0) -> None:
+        self._http = httpx.Client(base_url=root_url.rstrip("/") + "/_control", timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._http.request(method, path, **kwargs)
+        if response.status_code != 200:
+            raise RuntimeError(f"emulator control {method} {path}: {response.text}")
+        return response.json()
+
+    def stats(self) -> dict[str, Any]:
+        """Counters (requests per path, responses per status, rows served per entity, …),
+        row counts, warehouses, quirks switch and armed faults."""
+        return self._call("GET", "/stats")
+
+    def counters(self) -> dict[str, Any]:
+        return self.stats()["counters"]
+
+    def reset(self) -> dict[str, Any]:
+        """Regenerate the catalogue from the seed; clears faults, counters and changes."""
+        return self._call("POST", "/reset")
+
+    def change_items(self, count: int = 1, ids: list[str] | None = None) -> list[str]:
+        """Edit ``count`` least recently changed goods (or ``ids``); returns their ids."""
+        return self._call("POST", "/items/change", json={"count": count, "ids": ids})["ids"]
+
+    def mark_deleted(self, count: int = 1, ids: list[str] | None = None) -> list[str]:
+        """Set the deletion mark on goods; returns their ids."""
+        return self._call("POST", "/items/delete-mark", json={"count": count, "ids": ids})["ids"]
+
+    def change_stock(self, count: int = 1) -> list[dict[str, Any]]:
+        """Change ``count`` stock rows; returns the new rows."""
+        return self._call("POST", "/stock/change", json={"count": count})["rows"]
+
+    def set_order_status(
+        self, order_id: str | None = None, status: str | None = None, count: int = 1
+    ) -> list[dict[str, Any]]:
+        """Move an order (or the ``count`` oldest) to ``status`` (or the next status)."""
+        body = {"id": order_id, "status": status, "count": count}
+        return self._call("POST", "/orders/status", json=body)["orders"]
+
+    def orders(self, external_id: str | None = None) -> list[dict[str, Any]]:
+        """Orders in the infobase (with the request body for orders created over HTTP)."""
+        params = {"external_id": external_id} if external_id else None
+        return self._call("GET", "/orders", params=params)["orders"]
+
+    def inject_bad_rows(self, kind: str, count: int = 1) -> list[dict[str, Any]]:
+        """Append broken rows: no_id, no_name, bad_price, bad_uuid (nomenclature),
+        unknown_product, bad_quantity (stock)."""
+        return self._call("POST", "/bad-rows", json={"kind": kind, "count": count})["rows"]
+
+    def inject_fault(
+        self,
+        kind: str,
+        count: int = 1,
+        *,
+        path: str | None = None,
+        method: str | None = None,
+        seconds: float = 0.0,
+        retry_after: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Serve ``kind`` (500, 502, 503, 429, slow, drop, drop_after, truncated, envelope,
+        html) to the next ``count`` requests whose path contains ``path``."""
+        body = {
+            "kind": kind,
+            "count": count,
+            "path": path,
+            "method": method,
+            "seconds": seconds,
+            "retry_after": retry_after,
+        }
+        return self._call("POST", "/faults", json=body)["faults"]
+
+    def clear_faults(self) -> None:
+        self._call("DELETE", "/faults")
+
+    def set_quirks(self, enabled: bool) -> None:
+        """Switch 1C's quirks (BOM, formatted numbers, zero GUIDs, empty dates) on or off."""
+        self._call("POST", "/quirks", json={"enabled": enabled})
+
+
+class _Running:
+    """What both ways of running share: URLs, the control client, context management."""
+
+    host: str
+    port: int
+    control: EmulatorControl
+
+    @property
+    def root_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """The publication URL an integration's ``base_url`` points at."""
+        return self.root_url + PUBLICATION
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class EmulatorServer(_Running):
+    """The emulator on a background thread of this process (port 0 unless given).
+
+    ``EmulatorServer(items=200, api_key="test-key")`` or ``basic=("Администратор", "пароль")``;
+    other keywords are :class:`EmulatorOptions` fields.
+    """
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, **options: Any) -> None:
+        self.options = EmulatorOptions(**options)
+        self.infobase = Infobase(self.options)
+        self.host = host
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            EmulatorApp(self.infobase),
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=1,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True, name="1c-emulator"
+        )
+        self._socket = sock
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                sock.close()
+                raise RuntimeError("the 1C emulator did not start")
+            time.sleep(0.01)
+        self.control = EmulatorControl(self.root_url)
+
+    def stop(self) -> None:
+        """Stop serving and wait for the thread (slow answers are cut after a second)."""
+        self.control.close()
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._socket.close()
+
+
+class EmulatorProcess(_Running):
+    """The emulator as a child process (``python -m tradeos_pipelines.emulators.http_service``).
+
+    Benchmarks use it so the emulator's work does not share a Python interpreter with the
+    client being measured.
+    """
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, **options: Any) -> None:
+        args = [sys.executable, "-m", "tradeos_pipelines.emulators.http_service"]
+        args += ["--host", host, "--port", str(port)]
+        for name, value in options.items():
+            if value is None or value is False:
+                continue
+            flag = "--" + name.replace("_", "-")
+            if value is True:
+                args.append(flag)
+            elif name == "basic":
+                args += [flag, f"{value[0]}:{value[1]}"]
+            else:
+                args += [flag, str(value)]
+        self._process = subprocess.Popen(
+            args, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+        )
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline()
+        match = re.search(r"http://([^:/\s]+):(\d+)", line)
+        if match is None:
+            self._process.kill()
+            raise RuntimeError(f"the 1C emulator process did not start: {line!r}")
+        self.host, self.port = match.group(1), int(match.group(2))
+        self.control = EmulatorControl(self.root_url)
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    def stop(self) -> None:
+        """Terminate the child and wait for it."""
+        self.control.close()
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        if self._process.stdout is not None:
+            self._process.stdout.close()

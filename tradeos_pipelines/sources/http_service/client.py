@@ -1,0 +1,636 @@
+"""``OneCClient``: the async HTTP client of the 1C service ``{base_url}/hs/api``.
+
+One call to 1C goes: circuit breaker admits it → attempts with retries (exponential backoff
+with full jitter; ``Retry-After`` honoured) → every attempt recorded in ``integration_logs`` →
+the final answer mapped to a typed result or an error from :mod:`.errors`. Pages are parsed
+by :mod:`.parsing`, where the 1C quirks are handled.
+
+Bulk reads (``iter_*``) fetch the next page while the current one is parsed and handed to the
+caller, and are never cached. ``health()`` and ``fetch_page()`` lookups go through the Redis
+cache when the client has Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import functools
+import random
+import ssl
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from email.utils import parsedate_to_datetime
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import urlencode, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import httpx
+import orjson
+import redis.asyncio as aioredis
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+
+from tradeos_pipelines.core.integration import IntegrationConfig
+from tradeos_pipelines.core.vocabulary import Entity
+from tradeos_pipelines.sources.common.breaker import CircuitBreaker
+from tradeos_pipelines.sources.common.cache import ResponseCache
+from tradeos_pipelines.sources.common.errors import (
+    OneCAuthError,
+    OneCError,
+    OneCNotFound,
+    OneCProtocolError,
+    OneCUnavailable,
+    OneCValidationError,
+    describe_body,
+)
+from tradeos_pipelines.sources.common.ports import RequestLog, StatusPublisher
+from tradeos_pipelines.sources.common.rows import (
+    NomenclatureItem,
+    OneCHealth,
+    OneCOrder,
+    OrderCreate,
+    OrderCreated,
+    Page,
+    StockRow,
+)
+from tradeos_pipelines.sources.http_service.parsing import (
+    PARSERS,
+    Decoded,
+    RowParser,
+    decode_envelope,
+    decode_json,
+    parse_guid,
+    to_onec_local,
+)
+
+API = "/hs/api"
+MAX_PAGE_SIZE = 1000
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try: ``attempts`` in total, full-jitter backoff capped at ``max_delay``.
+
+    The n-th retry waits a uniform random time in ``[0, min(max_delay, base_delay·2ⁿ⁻¹)]``,
+    or what ``Retry-After`` asks (up to ``max_retry_after``).
+    """
+
+    attempts: int = 4
+    base_delay: float = 0.5
+    max_delay: float = 10.0
+    max_retry_after: float = 120.0
+
+
+class _Retryable(Exception):
+    """One attempt failed in a way worth another try (internal to the retry loop)."""
+
+    def __init__(self, cause: str, status: int | None = None, retry_after: float | None = None):
+        super().__init__(cause)
+        self.cause = cause
+        self.status = status
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    body: bytes
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    """``Retry-After`` as seconds (it may be a number or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        # The contract sends money and quantities as JSON numbers.
+        return int(value) if value == value.to_integral_value() else float(value)
+    raise TypeError(f"cannot send {type(value).__name__} to 1C")
+
+
+class OneCClient:
+    """Async client of one 1C infobase's HTTP service (an async context manager).
+
+    Give ``api_key`` or ``username`` + ``password`` (UTF-8, Cyrillic user names work).
+    ``redis`` switches on the shared circuit breaker and the cache; ``request_log`` records
+    every attempt; ``publisher`` receives breaker events (default: the event bus on ``redis``).
+    ``sleep`` and ``jitter`` (a uniform [0, 1) source) are injectable so tests check retry
+    timing without waiting.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        timeout: float = 30.0,
+        integration_id: str = "1c",
+        tz: str = "Europe/Moscow",
+        redis: aioredis.Redis | None = None,
+        request_log: RequestLog | None = None,
+        publisher: StatusPublisher | None = None,
+        run_id: str | None = None,
+        cache_ttl_seconds: int = 60,
+        retry: RetryPolicy | None = None,
+        breaker: CircuitBreaker | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
+        if parts.username or parts.password:
+            raise ValueError("base_url must not contain credentials; give them separately")
+        if (api_key is None) == (username is None):
+            raise ValueError("give either api_key or username and password")
+        if timeout <= 0:
+            raise ValueError(f"timeout must be positive, got {timeout}")
+        try:
+            self.zone = ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {tz!r} (e.g. Europe/Moscow)") from None
+        self.integration_id = integration_id
+        self.base_url = base_url.rstrip("/")
+        self.run_id = run_id
+        self.retry = retry or RetryPolicy()
+        headers = {"Accept": "application/json", "User-Agent": "tradeos-1c-sync"}
+        if api_key is not None:
+            headers["X-API-Key"] = api_key
+        else:
+            token = f"{username}:{password or ''}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(token).decode("ascii")
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url + "/",
+            headers=headers,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            verify=_tls_context(),
+            transport=transport,
+        )
+        self._request_log = request_log
+        self._sleep = sleep
+        self._jitter = jitter
+        if breaker is None and redis is not None:
+            breaker = CircuitBreaker(redis, integration_id, publisher=publisher)
+        self._breaker = breaker
+        self._cache = (
+            ResponseCache(redis, integration_id, ttl_seconds=cache_ttl_seconds)
+            if redis is not None
+            else None
+        )
+
+    @classmethod
+    def from_config(
+        cls,
+        config: IntegrationConfig,
+        *,
+        redis: aioredis.Redis | None = None,
+        request_log: RequestLog | None = None,
+        publisher: StatusPublisher | None = None,
+        run_id: str | None = None,
+        **options: Any,
+    ) -> OneCClient:
+        """A client for a stored integration (credentials already decrypted)."""
+        if config.auth_type == "basic":
+            credentials: dict[str, Any] = {
+                "username": config.username,
+                "password": config.password,
+            }
+        else:
+            credentials = {"api_key": config.api_key}
+        return cls(
+            config.base_url,
+            **credentials,
+            timeout=config.timeout_seconds,
+            integration_id=config.id,
+            tz=config.timezone,
+            redis=redis,
+            request_log=request_log,
+            publisher=publisher,
+            run_id=run_id,
+            cache_ttl_seconds=config.cache_ttl_seconds,
+            **options,
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections (the request log belongs to the caller)."""
+        await self._http.aclose()
+
+    # ----- public calls ----------------------------------------------------------------------
+    async def health(self) -> OneCHealth:
+        """1C's ``/health`` (cached for ``settings.health_cache_ttl_seconds``)."""
+        path = f"{API}/health"
+        body = await self._cached_get("health", path, None)
+        data = decode_json(body, "GET /health")
+        if not isinstance(data, dict) or not isinstance(data.get("status"), str):
+            raise self._protocol(
+                f"1C answered GET /health without a 'status': {describe_body(body)}", body
+            )
+        return OneCHealth(
+            status=data["status"],
+            configuration=data.get("configuration"),
+            version=data.get("version"),
+        )
+
+    def iter_nomenclature(
+        self, changed_since: datetime | None = None, page_size: int = 1000
+    ) -> AsyncIterator[Page[NomenclatureItem]]:
+        """Catalogue items and folders changed after ``changed_since`` (all when ``None``)."""
+        return self._iterate("nomenclature", changed_since, page_size, {})
+
+    def iter_stock(
+        self,
+        changed_since: datetime | None = None,
+        page_size: int = 1000,
+        warehouse_id: str | None = None,
+    ) -> AsyncIterator[Page[StockRow]]:
+        """Free stock per product × warehouse; a full pass is a snapshot."""
+        extra = {"warehouse_id": str(warehouse_id)} if warehouse_id else {}
+        return self._iterate("stock", changed_since, page_size, extra)
+
+    def iter_orders(
+        self, changed_since: datetime | None = None, page_size: int = 1000
+    ) -> AsyncIterator[Page[OneCOrder]]:
+        """Customer orders with their current 1C status."""
+        return self._iterate("orders", changed_since, page_size, {})
+
+    async def fetch_page(
+        self,
+        entity: Entity,
+        *,
+        limit: int = 100,
+        cursor: str | None = None,
+        changed_since: datetime | None = None,
+        warehouse_id: str | None = None,
+        use_cache: bool = True,
+    ) -> Page[Any]:
+        """One page, for lookups outside bulk syncs (cached per integration TTL)."""
+        params = self._list_params(entity, changed_since, limit)
+        if cursor:
+            params["cursor"] = cursor
+        if warehouse_id and entity == "stock":
+            params["warehouse_id"] = str(warehouse_id)
+        what = f"GET /{entity}"
+        path = f"{API}/{entity}"
+        if use_cache:
+            body = await self._cached_get(entity, path, params)
+        else:
+            body = (await self._call("GET", path, params=params)).body
+        parser = PARSERS[entity](self.zone)
+        return parser.build(self._decode(parser, body, what))
+
+    async def has_changes(self, entity: Entity, changed_since: datetime | None) -> bool:
+        """Whether 1C has rows of ``entity`` changed after ``changed_since`` (a one-row read)."""
+        params = self._list_params(entity, changed_since, 1)
+        answer = await self._call("GET", f"{API}/{entity}", params=params)
+        envelope = self._envelope(answer.body, f"GET /{entity}")
+        return bool(envelope["items"]) or (envelope["total"] or 0) > 0
+
+    async def create_order(self, order: OrderCreate) -> OrderCreated:
+        """Create a customer order in 1C; safe to retry (``external_id`` is the key).
+
+        A ``409 duplicate`` means an earlier attempt created it: ``duplicate=True``.
+        """
+        payload = order.model_dump()
+        payload["date"] = (
+            to_onec_local(order.date, self.zone)
+            if order.date.tzinfo is not None
+            else order.date.isoformat(timespec="seconds")
+        )
+        content = orjson.dumps(payload, default=_json_default)
+        answer = await self._call("POST", f"{API}/orders", content=content, accept=(201, 200, 409))
+        data = decode_json(answer.body, "POST /orders")
+        if not isinstance(data, dict):
+            what = type(data).__name__
+            raise self._protocol(f"1C answered POST /orders with {what}", answer.body)
+        try:
+            created = OrderCreated(
+                id=parse_guid(data.get("id")),
+                number=data.get("number"),
+                status=data.get("status"),
+                external_id=parse_guid(data.get("external_id")),
+                duplicate=answer.status == 409,
+            )
+        except ValueError as exc:
+            raise self._protocol(
+                f"1C answered POST /orders ({answer.status}) without a usable order: {exc}",
+                answer.body,
+            ) from None
+        if created.external_id != order.external_id:
+            raise self._protocol(
+                f"1C answered POST /orders for external_id {created.external_id}, "
+                f"expected {order.external_id}",
+                answer.body,
+            )
+        return created
+
+    # ----- paging ------------------------------------------------------------------------
+    def _list_params(
+        self, entity: str, changed_since: datetime | None, limit: int
+    ) -> dict[str, Any]:
+        if entity not in PARSERS:
+            raise ValueError(f"unknown entity {entity!r}; one of {', '.join(PARSERS)}")
+        if not 1 <= limit <= MAX_PAGE_SIZE:
+            raise ValueError(f"page size must be 1..{MAX_PAGE_SIZE}, got {limit}")
+        params: dict[str, Any] = {"limit": limit}
+        if changed_since is not None:
+            params["changed_since"] = to_onec_local(changed_since, self.zone)
+        return params
+
+    async def _iterate(
+        self, entity: str, changed_since: datetime | None, page_size: int, extra: dict[str, str]
+    ) -> AsyncIterator[Page[Any]]:
+        params = {**self._list_params(entity, changed_since, page_size), **extra}
+        parser = PARSERS[entity](self.zone)
+        path, what = f"{API}/{entity}", f"GET /{entity}"
+        pending: asyncio.Task[_Answer] | None = asyncio.ensure_future(
+            self._call("GET", path, params=params)
+        )
+        previous_cursor: str | None = None
+        try:
+            while pending is not None:
+                answer = await pending
+                pending = None
+                decoded = self._decode(parser, answer.body, what)
+                cursor = decoded.next_cursor
+                if cursor is not None:
+                    if cursor == previous_cursor:
+                        raise self._protocol(
+                            f"1C answered {what} with the same next_cursor twice", answer.body
+                        )
+                    previous_cursor = cursor
+                    # Ask for the next page now, so 1C prepares it while this one is built
+                    # and used, and wait until the request is on the wire: httpx (through
+                    # anyio) yields to the event loop several times before it writes, and a
+                    # request still queued in the loop would leave only after the caller
+                    # has finished with this page.
+                    sent = asyncio.Event()
+                    pending = asyncio.ensure_future(
+                        self._call("GET", path, params={**params, "cursor": cursor}, sent=sent)
+                    )
+                    await _until_sent(pending, sent)
+                yield parser.build(decoded)
+        finally:
+            if pending is not None:
+                # The caller stopped reading: whatever the abandoned page did does not matter,
+                # but a read-ahead that already failed is awaited too, so asyncio does not
+                # report its error as never retrieved.
+                pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await pending
+
+    def _decode(self, parser: RowParser, body: bytes, what: str) -> Decoded:
+        """Decode a page body: the cursor is known before the rows become models."""
+        try:
+            return parser.decode(body, what)
+        except OneCProtocolError as exc:
+            exc.integration_id = self.integration_id
+            raise
+
+    def _envelope(self, body: bytes, what: str) -> dict[str, Any]:
+        try:
+            return decode_envelope(body, what)
+        except OneCProtocolError as exc:
+            exc.integration_id = self.integration_id
+            raise
+
+    # ----- one call: breaker, retries, logging, status mapping --------------------------------
+    async def _cached_get(self, entity: str, path: str, params: dict[str, Any] | None) -> bytes:
+        request = path + ("?" + urlencode(sorted(params.items())) if params else "")
+        if self._cache is not None:
+            cached = await self._cache.get(entity, request)
+            if cached is not None:
+                return cached
+        answer = await self._call("GET", path, params=params)
+        if self._cache is not None:
+            await self._cache.put(entity, request, answer.body)
+        return answer.body
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        content: bytes | None = None,
+        accept: tuple[int, ...] = (200,),
+        sent: asyncio.Event | None = None,
+    ) -> _Answer:
+        if self._breaker is not None:
+            await self._breaker.admit()
+        attempts = 0
+        try:
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(self.retry.attempts),
+                wait=self._wait,
+                retry=retry_if_exception_type(_Retryable),
+                sleep=self._sleep,
+                reraise=True,
+            ):
+                with attempt:
+                    attempts = attempt.retry_state.attempt_number
+                    answer = await self._attempt(method, path, params, content, attempts, sent)
+        except _Retryable as exc:
+            if self._breaker is not None:
+                await self._breaker.record_failure(exc.cause)
+            raise OneCUnavailable(
+                f"1C {self.integration_id!r} unavailable: {method} {path} failed {attempts} "
+                f"time(s); last: {exc.cause}",
+                attempts=attempts,
+                last_cause=exc.cause,
+                integration_id=self.integration_id,
+                status_code=exc.status,
+            ) from None
+        if self._breaker is not None:
+            await self._breaker.record_success()
+        if answer.status not in accept:
+            self._raise_for_status(method, path, answer)
+        return answer
+
+    def _wait(self, state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, _Retryable) and error.retry_after is not None:
+            return min(error.retry_after, self.retry.max_retry_after)
+        ceiling = self.retry.base_delay * 2 ** (state.attempt_number - 1)
+        return self._jitter() * min(self.retry.max_delay, ceiling)
+
+    async def _attempt(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None,
+        content: bytes | None,
+        attempt: int,
+        sent: asyncio.Event | None = None,
+    ) -> _Answer:
+        at = datetime.now(UTC)
+        started = time.perf_counter()
+        headers = {"Content-Type": "application/json; charset=utf-8"} if content else None
+        try:
+            response = await self._http.request(
+                method,
+                path.lstrip("/"),
+                params=params,
+                content=content,
+                headers=headers,
+                extensions={"trace": _on_sent(sent)} if sent is not None else None,
+            )
+        except httpx.TimeoutException as exc:
+            cause = f"timeout ({type(exc).__name__}) after {time.perf_counter() - started:.1f} s"
+            self._log(method, path, params, None, started, attempt, cause, at)
+            raise _Retryable(cause) from None
+        except httpx.TransportError as exc:
+            cause = f"connection failed ({type(exc).__name__}: {exc})"
+            self._log(method, path, params, None, started, attempt, cause, at)
+            raise _Retryable(cause) from None
+        status, body = response.status_code, response.content
+        if status == 429 or status >= 500:
+            cause = f"HTTP {status}: {describe_body(body)}"
+            self._log(method, path, params, status, started, attempt, cause, at)
+            retry_after = _retry_after_seconds(response.headers.get("retry-after"))
+            raise _Retryable(cause, status, retry_after)
+        error = None if status < 400 else f"HTTP {status}: {describe_body(body)}"
+        self._log(method, path, params, status, started, attempt, error, at)
+        return _Answer(status, body)
+
+    def _log(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None,
+        status: int | None,
+        started: float,
+        attempt: int,
+        error: str | None,
+        at: datetime,
+    ) -> None:
+        if self._request_log is None:
+            return
+        # The cursor is long and opaque; the rest of the query says what was asked.
+        query = {k: v for k, v in (params or {}).items() if k != "cursor"}
+        if params and "cursor" in params:
+            query["cursor"] = "…"
+        logged = path + ("?" + urlencode(query) if query else "")
+        self._request_log.record(
+            integration_id=self.integration_id,
+            method=method,
+            path=logged,
+            status_code=status,
+            duration_ms=(time.perf_counter() - started) * 1000,
+            attempt=attempt,
+            error=error,
+            run_id=self.run_id,
+            at=at,
+        )
+
+    def _raise_for_status(self, method: str, path: str, answer: _Answer) -> None:
+        status, body = answer.status, answer.body
+        said = _onec_message(body)
+        what = f"{method} {path.removeprefix(API)}"
+        who = f"1C {self.integration_id!r}"
+        if status in (401, 403):
+            raise OneCAuthError(
+                f"{who} refused the credentials ({status}) for {what}: {said}",
+                integration_id=self.integration_id,
+                status_code=status,
+            )
+        if status == 404:
+            raise OneCNotFound(
+                f"{who}: {what} not found (404); check base_url {self.base_url} and that the "
+                f"HTTP service 'api' is published: {said}",
+                integration_id=self.integration_id,
+                status_code=status,
+            )
+        if status in (400, 409, 422):
+            raise OneCValidationError(
+                f"{who} refused {what} ({status}): {said}",
+                onec_message=said,
+                integration_id=self.integration_id,
+                status_code=status,
+            )
+        raise OneCError(
+            f"{who} answered {status} to {what}: {said}",
+            integration_id=self.integration_id,
+            status_code=status,
+        )
+
+    def _protocol(self, message: str, body: bytes) -> OneCProtocolError:
+        return OneCProtocolError(
+            message, excerpt=describe_body(body), integration_id=self.integration_id
+        )
+
+
+def _on_sent(sent: asyncio.Event) -> Callable[[str, dict[str, Any]], Awaitable[None]]:
+    """An httpcore ``trace`` hook that sets ``sent`` once the request has been written."""
+
+    async def trace(event: str, info: dict[str, Any]) -> None:
+        # "http11.receive_response_headers.started" (or http2.…): the request is out,
+        # the answer is awaited.
+        if event.endswith("receive_response_headers.started"):
+            sent.set()
+
+    return trace
+
+
+async def _until_sent(call: asyncio.Future[Any], sent: asyncio.Event) -> None:
+    """Wait until ``call``'s request is on the wire, or ``call`` ended (failed, or a transport
+    without traces, such as a test's ASGI transport, answered it)."""
+    waiter = asyncio.ensure_future(sent.wait())
+    try:
+        await asyncio.wait((call, waiter), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """httpx's default TLS context (certifi or ``SSL_CERT_FILE``/``SSL_CERT_DIR``), made once.
+
+    Loading the CA bundle takes ~20 ms; httpx would do it for every client, and the sidecar
+    and each Dagster run open a client per integration and call.
+    """
+    return httpx.create_ssl_context()
+
+
+def _onec_message(body: bytes) -> str:
+    """1C's own words: the ``message`` of a JSON error, else a short excerpt of the body."""
+    try:
+        data = orjson.loads(body[3:] if body.startswith(b"\xef\xbb\xbf") else body)
+    except orjson.JSONDecodeError:
+        return describe_body(body)
+    if isinstance(data, dict):
+        for key in ("message", "error", "detail"):
+            if isinstance(data.get(key), str) and data[key]:
+                return data[key]
+    return describe_body(body)

@@ -90,8 +90,8 @@ def request_sync(
     """Start (manual) or queue (webhook) sync runs of ``entities`` for one integration.
 
     Raises :class:`~tradeos_pipelines.core.vocabulary.UnknownEntity` for a bad entity name,
-    :class:`~tradeos_pipelines.storage.integrations.IntegrationNotFound` for an unknown integration and
-    :class:`LaunchError` when Dagster refuses a run.
+    :class:`~tradeos_pipelines.core.integration.IntegrationNotFound` for an unknown
+    integration and :class:`LaunchError` when Dagster refuses a run.
     """
     wanted = validate_entities(entities)
     if source not in ("manual", "webhook"):

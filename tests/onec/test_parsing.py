@@ -14,15 +14,14 @@ from hypothesis import strategies as st
 
 from tradeos_pipelines.emulators.http_service.quirks import format_number
 from tradeos_pipelines.sources.common.errors import OneCProtocolError
-from tradeos_pipelines.sources.http_service.parsing import (
-    NomenclatureParser,
-    StockParser,
-    decode_envelope,
+from tradeos_pipelines.sources.common.values import (
     parse_decimal,
     parse_guid,
     parse_local_datetime,
     to_onec_local,
 )
+from tradeos_pipelines.sources.http_service.entities import NomenclatureParser, StockParser
+from tradeos_pipelines.sources.http_service.parsing import decode_envelope
 
 MSK = ZoneInfo("Europe/Moscow")
 money = st.decimals(

@@ -311,7 +311,8 @@ def _start_services(stack: Stack, say: Say) -> None:
         )
     else:
         stack.notes.append(
-            "1C emulator: not in this checkout yet (tradeos_pipelines/emulators/http_service), skipped"
+            "1C emulator: not in this checkout yet (tradeos_pipelines/emulators/http_service), "
+            "skipped"
         )
 
     if sidecar_available():

@@ -1,4 +1,4 @@
-"""Command line: ``python -m tradeos_pipelines.emulators.http_service --items 100000 --port 8080``."""
+"""Command line: ``python -m tradeos_pipelines.emulators.http_service --items 100000``."""
 
 from __future__ import annotations
 

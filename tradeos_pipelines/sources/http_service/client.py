@@ -1,9 +1,10 @@
 """``OneCClient``: the async HTTP client of the 1C service ``{base_url}/hs/api``.
 
-One call to 1C goes: circuit breaker admits it → attempts with retries (exponential backoff
-with full jitter; ``Retry-After`` honoured) → every attempt recorded in ``integration_logs`` →
-the final answer mapped to a typed result or an error from :mod:`.errors`. Pages are parsed
-by :mod:`.parsing`, where the 1C quirks are handled.
+One call to 1C goes through the shared :class:`~tradeos_pipelines.sources.common.transport.
+OneCTransport` (circuit breaker → attempts with retries → every attempt in the request log);
+this module builds the service's requests and maps its answers to typed results or to the
+errors of :mod:`~tradeos_pipelines.sources.common.errors`. Pages are parsed by
+:mod:`.parsing`, where the 1C quirks are handled.
 
 Bulk reads (``iter_*``) fetch the next page while the current one is parsed and handed to the
 caller, and are never cached. ``health()`` and ``fetch_page()`` lookups go through the Redis
@@ -13,37 +14,27 @@ cache when the client has Redis.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import functools
 import random
-import ssl
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
-from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import Any, Self
-from urllib.parse import urlencode, urlsplit
+from typing import Any, NoReturn, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 import orjson
 import redis.asyncio as aioredis
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from tradeos_pipelines.core.integration import IntegrationConfig
 from tradeos_pipelines.core.vocabulary import Entity
 from tradeos_pipelines.sources.common.breaker import CircuitBreaker
-from tradeos_pipelines.sources.common.cache import ResponseCache
 from tradeos_pipelines.sources.common.errors import (
     OneCAuthError,
     OneCError,
     OneCNotFound,
     OneCProtocolError,
-    OneCUnavailable,
     OneCValidationError,
     describe_body,
 )
@@ -57,66 +48,24 @@ from tradeos_pipelines.sources.common.rows import (
     Page,
     StockRow,
 )
+from tradeos_pipelines.sources.common.transport import (
+    Answer,
+    OneCTransport,
+    RetryPolicy,
+    basic_authorization,
+    until_sent,
+)
+from tradeos_pipelines.sources.common.values import parse_guid, to_onec_local
+from tradeos_pipelines.sources.http_service.entities import PARSERS
 from tradeos_pipelines.sources.http_service.parsing import (
-    PARSERS,
     Decoded,
     RowParser,
     decode_envelope,
     decode_json,
-    parse_guid,
-    to_onec_local,
 )
 
 API = "/hs/api"
 MAX_PAGE_SIZE = 1000
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How hard to try: ``attempts`` in total, full-jitter backoff capped at ``max_delay``.
-
-    The n-th retry waits a uniform random time in ``[0, min(max_delay, base_delay·2ⁿ⁻¹)]``,
-    or what ``Retry-After`` asks (up to ``max_retry_after``).
-    """
-
-    attempts: int = 4
-    base_delay: float = 0.5
-    max_delay: float = 10.0
-    max_retry_after: float = 120.0
-
-
-class _Retryable(Exception):
-    """One attempt failed in a way worth another try (internal to the retry loop)."""
-
-    def __init__(self, cause: str, status: int | None = None, retry_after: float | None = None):
-        super().__init__(cause)
-        self.cause = cause
-        self.status = status
-        self.retry_after = retry_after
-
-
-@dataclass(frozen=True)
-class _Answer:
-    status: int
-    body: bytes
-
-
-def _retry_after_seconds(value: str | None) -> float | None:
-    """``Retry-After`` as seconds (it may be a number or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
 
 
 def _json_default(value: Any) -> Any:
@@ -157,47 +106,40 @@ class OneCClient:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         jitter: Callable[[], float] = random.random,
     ) -> None:
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
-        if parts.username or parts.password:
-            raise ValueError("base_url must not contain credentials; give them separately")
         if (api_key is None) == (username is None):
             raise ValueError("give either api_key or username and password")
-        if timeout <= 0:
-            raise ValueError(f"timeout must be positive, got {timeout}")
         try:
             self.zone = ZoneInfo(tz)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {tz!r} (e.g. Europe/Moscow)") from None
-        self.integration_id = integration_id
-        self.base_url = base_url.rstrip("/")
-        self.run_id = run_id
-        self.retry = retry or RetryPolicy()
-        headers = {"Accept": "application/json", "User-Agent": "tradeos-1c-sync"}
+        headers = {"Accept": "application/json"}
         if api_key is not None:
             headers["X-API-Key"] = api_key
         else:
-            token = f"{username}:{password or ''}".encode()
-            headers["Authorization"] = "Basic " + base64.b64encode(token).decode("ascii")
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url + "/",
+            headers["Authorization"] = basic_authorization(username or "", password)
+        self._transport = OneCTransport(
+            base_url,
             headers=headers,
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-            verify=_tls_context(),
+            raise_for_status=self._raise_for_status,
+            timeout=timeout,
+            integration_id=integration_id,
+            redis=redis,
+            request_log=request_log,
+            publisher=publisher,
+            run_id=run_id,
+            cache_ttl_seconds=cache_ttl_seconds,
+            retry=retry,
+            breaker=breaker,
             transport=transport,
+            sleep=sleep,
+            jitter=jitter,
         )
-        self._request_log = request_log
-        self._sleep = sleep
-        self._jitter = jitter
-        if breaker is None and redis is not None:
-            breaker = CircuitBreaker(redis, integration_id, publisher=publisher)
-        self._breaker = breaker
-        self._cache = (
-            ResponseCache(redis, integration_id, ttl_seconds=cache_ttl_seconds)
-            if redis is not None
-            else None
-        )
+        self.integration_id = integration_id
+        self.base_url = self._transport.base_url
+        self.run_id = run_id
+        self.retry = self._transport.retry
+        self._call = self._transport.call
+        self._cached_get = self._transport.cached_get
 
     @classmethod
     def from_config(
@@ -245,7 +187,7 @@ class OneCClient:
 
     async def aclose(self) -> None:
         """Close the HTTP connections (the request log belongs to the caller)."""
-        await self._http.aclose()
+        await self._transport.aclose()
 
     # ----- public calls ----------------------------------------------------------------------
     async def health(self) -> OneCHealth:
@@ -374,7 +316,7 @@ class OneCClient:
         params = {**self._list_params(entity, changed_since, page_size), **extra}
         parser = PARSERS[entity](self.zone)
         path, what = f"{API}/{entity}", f"GET /{entity}"
-        pending: asyncio.Task[_Answer] | None = asyncio.ensure_future(
+        pending: asyncio.Task[Answer] | None = asyncio.ensure_future(
             self._call("GET", path, params=params)
         )
         previous_cursor: str | None = None
@@ -399,7 +341,7 @@ class OneCClient:
                     pending = asyncio.ensure_future(
                         self._call("GET", path, params={**params, "cursor": cursor}, sent=sent)
                     )
-                    await _until_sent(pending, sent)
+                    await until_sent(pending, sent)
                 yield parser.build(decoded)
         finally:
             if pending is not None:
@@ -426,135 +368,7 @@ class OneCClient:
             raise
 
     # ----- one call: breaker, retries, logging, status mapping --------------------------------
-    async def _cached_get(self, entity: str, path: str, params: dict[str, Any] | None) -> bytes:
-        request = path + ("?" + urlencode(sorted(params.items())) if params else "")
-        if self._cache is not None:
-            cached = await self._cache.get(entity, request)
-            if cached is not None:
-                return cached
-        answer = await self._call("GET", path, params=params)
-        if self._cache is not None:
-            await self._cache.put(entity, request, answer.body)
-        return answer.body
-
-    async def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, Any] | None = None,
-        content: bytes | None = None,
-        accept: tuple[int, ...] = (200,),
-        sent: asyncio.Event | None = None,
-    ) -> _Answer:
-        if self._breaker is not None:
-            await self._breaker.admit()
-        attempts = 0
-        try:
-            async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(self.retry.attempts),
-                wait=self._wait,
-                retry=retry_if_exception_type(_Retryable),
-                sleep=self._sleep,
-                reraise=True,
-            ):
-                with attempt:
-                    attempts = attempt.retry_state.attempt_number
-                    answer = await self._attempt(method, path, params, content, attempts, sent)
-        except _Retryable as exc:
-            if self._breaker is not None:
-                await self._breaker.record_failure(exc.cause)
-            raise OneCUnavailable(
-                f"1C {self.integration_id!r} unavailable: {method} {path} failed {attempts} "
-                f"time(s); last: {exc.cause}",
-                attempts=attempts,
-                last_cause=exc.cause,
-                integration_id=self.integration_id,
-                status_code=exc.status,
-            ) from None
-        if self._breaker is not None:
-            await self._breaker.record_success()
-        if answer.status not in accept:
-            self._raise_for_status(method, path, answer)
-        return answer
-
-    def _wait(self, state: RetryCallState) -> float:
-        error = state.outcome.exception() if state.outcome else None
-        if isinstance(error, _Retryable) and error.retry_after is not None:
-            return min(error.retry_after, self.retry.max_retry_after)
-        ceiling = self.retry.base_delay * 2 ** (state.attempt_number - 1)
-        return self._jitter() * min(self.retry.max_delay, ceiling)
-
-    async def _attempt(
-        self,
-        method: str,
-        path: str,
-        params: dict[str, Any] | None,
-        content: bytes | None,
-        attempt: int,
-        sent: asyncio.Event | None = None,
-    ) -> _Answer:
-        at = datetime.now(UTC)
-        started = time.perf_counter()
-        headers = {"Content-Type": "application/json; charset=utf-8"} if content else None
-        try:
-            response = await self._http.request(
-                method,
-                path.lstrip("/"),
-                params=params,
-                content=content,
-                headers=headers,
-                extensions={"trace": _on_sent(sent)} if sent is not None else None,
-            )
-        except httpx.TimeoutException as exc:
-            cause = f"timeout ({type(exc).__name__}) after {time.perf_counter() - started:.1f} s"
-            self._log(method, path, params, None, started, attempt, cause, at)
-            raise _Retryable(cause) from None
-        except httpx.TransportError as exc:
-            cause = f"connection failed ({type(exc).__name__}: {exc})"
-            self._log(method, path, params, None, started, attempt, cause, at)
-            raise _Retryable(cause) from None
-        status, body = response.status_code, response.content
-        if status == 429 or status >= 500:
-            cause = f"HTTP {status}: {describe_body(body)}"
-            self._log(method, path, params, status, started, attempt, cause, at)
-            retry_after = _retry_after_seconds(response.headers.get("retry-after"))
-            raise _Retryable(cause, status, retry_after)
-        error = None if status < 400 else f"HTTP {status}: {describe_body(body)}"
-        self._log(method, path, params, status, started, attempt, error, at)
-        return _Answer(status, body)
-
-    def _log(
-        self,
-        method: str,
-        path: str,
-        params: dict[str, Any] | None,
-        status: int | None,
-        started: float,
-        attempt: int,
-        error: str | None,
-        at: datetime,
-    ) -> None:
-        if self._request_log is None:
-            return
-        # The cursor is long and opaque; the rest of the query says what was asked.
-        query = {k: v for k, v in (params or {}).items() if k != "cursor"}
-        if params and "cursor" in params:
-            query["cursor"] = "…"
-        logged = path + ("?" + urlencode(query) if query else "")
-        self._request_log.record(
-            integration_id=self.integration_id,
-            method=method,
-            path=logged,
-            status_code=status,
-            duration_ms=(time.perf_counter() - started) * 1000,
-            attempt=attempt,
-            error=error,
-            run_id=self.run_id,
-            at=at,
-        )
-
-    def _raise_for_status(self, method: str, path: str, answer: _Answer) -> None:
+    def _raise_for_status(self, method: str, path: str, answer: Answer) -> NoReturn:
         status, body = answer.status, answer.body
         said = _onec_message(body)
         what = f"{method} {path.removeprefix(API)}"
@@ -589,38 +403,6 @@ class OneCClient:
         return OneCProtocolError(
             message, excerpt=describe_body(body), integration_id=self.integration_id
         )
-
-
-def _on_sent(sent: asyncio.Event) -> Callable[[str, dict[str, Any]], Awaitable[None]]:
-    """An httpcore ``trace`` hook that sets ``sent`` once the request has been written."""
-
-    async def trace(event: str, info: dict[str, Any]) -> None:
-        # "http11.receive_response_headers.started" (or http2.…): the request is out,
-        # the answer is awaited.
-        if event.endswith("receive_response_headers.started"):
-            sent.set()
-
-    return trace
-
-
-async def _until_sent(call: asyncio.Future[Any], sent: asyncio.Event) -> None:
-    """Wait until ``call``'s request is on the wire, or ``call`` ended (failed, or a transport
-    without traces, such as a test's ASGI transport, answered it)."""
-    waiter = asyncio.ensure_future(sent.wait())
-    try:
-        await asyncio.wait((call, waiter), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        waiter.cancel()
-
-
-@functools.cache
-def _tls_context() -> ssl.SSLContext:
-    """httpx's default TLS context (certifi or ``SSL_CERT_FILE``/``SSL_CERT_DIR``), made once.
-
-    Loading the CA bundle takes ~20 ms; httpx would do it for every client, and the sidecar
-    and each Dagster run open a client per integration and call.
-    """
-    return httpx.create_ssl_context()
 
 
 def _onec_message(body: bytes) -> str:

@@ -1,4 +1,7 @@
-"""Turning 1C's answers into typed rows: every quirk of the contract is handled here, once.
+"""Turning pages of the HTTP service into typed rows: the fast and the careful path.
+
+Value parsers: :mod:`tradeos_pipelines.sources.common.values`; the parsers of each entity:
+:mod:`.entities`. Every quirk of the contract is handled in those three modules, once:
 
 - a UTF-8 byte-order mark before the JSON;
 - the empty date ``0001-01-01T00:00:00`` → ``None``; the zero GUID → ``None``;
@@ -25,15 +28,14 @@ can and says what is wrong with the rest. Both paths give the same result for th
 from __future__ import annotations
 
 import gc
-import operator
 import re
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
-from decimal import Decimal, InvalidOperation
-from itertools import chain, repeat
+from decimal import Decimal
+from itertools import repeat
 from operator import attrgetter
 from typing import Any
 from uuid import UUID
@@ -44,136 +46,23 @@ from msgspec.structs import force_setattr as _force
 
 from tradeos_pipelines.sources.common.errors import OneCProtocolError, describe_body
 from tradeos_pipelines.sources.common.rows import (
-    NomenclatureItem,
-    OneCOrder,
     Page,
     RejectedRow,
-    StockRow,
+)
+from tradeos_pipelines.sources.common.values import (
+    RowError,
+    parse_decimal,
+    parse_guid,
+    parse_local_datetime,
+    strip_bom,
 )
 
-BOM = b"\xef\xbb\xbf"
-ZERO_GUID = "00000000-0000-0000-0000-000000000000"
-EMPTY_DATE = "0001-01-01T00:00:00"
-# Thousands separators 1C's Формат() uses: no-break space, narrow no-break space, space.
-_THOUSANDS = str.maketrans("", "", "\u00a0\u202f ")
-_PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
-_GROUPED_NUMBER = re.compile(r"[+-]?\d{1,3}([\u00a0\u202f ]\d{3})*([.,]\d+)?")
 # The same separators in UTF-8, as they appear in a body.
 _SEPARATORS = rb"(?:\xc2\xa0|\xe2\x80\xaf| )"
 _COMMA_TO_POINT = bytes.maketrans(b",", b".")
-_ZERO_GUID_BYTES = ZERO_GUID.encode()
-_NAME, _PRICE, _BARCODES = attrgetter("name"), attrgetter("price"), attrgetter("barcodes")
-_AMOUNTS = attrgetter("quantity", "reserved", "available")
 _TZINFO = attrgetter("tzinfo")
 _AFTER_EMPTY_DATE = datetime(1, 1, 2)  # 1C's empty date is 0001-01-01T00:00:00
 _CACHE_LIMIT = 50_000
-
-
-class RowError(ValueError):
-    """One field of a row is wrong: ``str()`` is ``"<field>: <what is wrong>"``."""
-
-    def __init__(self, field: str, problem: str) -> None:
-        super().__init__(f"{field}: {problem}")
-        self.field = field
-
-
-# ----- single values -----------------------------------------------------------------------
-def strip_bom(body: bytes) -> bytes:
-    """The body without a leading UTF-8 byte-order mark."""
-    return body[3:] if body.startswith(BOM) else body
-
-
-def parse_decimal(value: Any) -> Decimal | None:
-    """A 1C number (JSON number or ``Формат()`` string) as ``Decimal``; ``None`` for null/"".
-
-    Raises ``ValueError`` saying what is wrong (``'abc' is not a number``).
-    """
-    if value is None:
-        return None
-    kind = type(value)
-    if kind is int:
-        return Decimal(value)
-    if kind is float:
-        if value != value or value in (float("inf"), float("-inf")):
-            raise ValueError(f"{value!r} is not a finite number")
-        return Decimal(repr(value))
-    if kind is not str:
-        raise ValueError(f"{value!r} is not a number")
-    text = value.strip()
-    if text == "":
-        return None
-    if _GROUPED_NUMBER.fullmatch(text):
-        text = text.translate(_THOUSANDS).replace(",", ".")
-    elif not _PLAIN_NUMBER.fullmatch(text):
-        raise ValueError(f"{value!r} is not a number")
-    try:
-        return Decimal(text)
-    except InvalidOperation:  # the patterns above should make this unreachable
-        raise ValueError(f"{value!r} is not a number") from None
-
-
-def parse_guid(value: Any) -> UUID | None:
-    """A 1C reference as ``UUID``; ``None`` for null, "" and the zero GUID."""
-    if value is None or value == "" or value == ZERO_GUID:
-        return None
-    if type(value) is not str:
-        raise ValueError(f"{value!r} is not a GUID")
-    try:
-        return UUID(value)
-    except ValueError:
-        raise ValueError(f"{_short(value)!r} is not a GUID") from None
-
-
-def parse_local_datetime(value: Any, zone: tzinfo) -> datetime | None:
-    """A 1C datetime (local, no zone) as an aware datetime in ``zone``; ``None`` if empty."""
-    if value is None or value == "":
-        return None
-    if type(value) is not str:
-        raise ValueError(f"{value!r} is not a date")
-    if value.startswith("0001-01-01"):
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"{_short(value)!r} is not a date (YYYY-MM-DDTHH:MM:SS)") from None
-    if moment.tzinfo is not None:
-        return moment.astimezone(zone)
-    return moment.replace(tzinfo=zone)
-
-
-def to_onec_local(moment: datetime, zone: tzinfo) -> str:
-    """An aware datetime as 1C local time ``YYYY-MM-DDTHH:MM:SS[.fff]`` in ``zone``.
-
-    Sub-millisecond digits are dropped (rounding down): asking for a slightly earlier time
-    re-reads at most a row already seen, never skips one.
-    """
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(f"changed_since must be timezone-aware, got naive {moment.isoformat()}")
-    local = moment.astimezone(zone).replace(tzinfo=None)
-    if local.microsecond // 1000:
-        return local.isoformat(timespec="milliseconds")
-    return local.isoformat(timespec="seconds")
-
-
-def _short(value: str, limit: int = 60) -> str:
-    return value if len(value) <= limit else value[:limit] + "…"
-
-
-def _text(value: Any) -> str | None:
-    """Strings as is; numbers as text (1C sends numeric codes as numbers)."""
-    if value is None or type(value) is str:
-        return value
-    if type(value) in (int, float):
-        return str(value)
-    raise ValueError(f"{value!r} is not text")
-
-
-def _flag(value: Any) -> bool:
-    if value is None:
-        return False
-    if type(value) is bool:
-        return value
-    raise ValueError(f"{value!r} is not true/false")
 
 
 # ----- rows ---------------------------------------------------------------------------------
@@ -393,7 +282,7 @@ def _collection_paused() -> Iterator[None]:
         gc.enable()
 
 
-def _must_be_object(raw: Any) -> dict[str, Any]:
+def must_be_object(raw: Any) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise RowError("row", f"expected a JSON object, got {type(raw).__name__}")
     return raw
@@ -411,136 +300,6 @@ def _envelope_of(model: type[Any]) -> type[msgspec.Struct]:
     )
 
 
-class NomenclatureParser(RowParser):
-    entity = "nomenclature"
-    model = NomenclatureItem
-    id_field = "id"
-    typed = True
-    numbers = ("price",)
-    dates = ("modified_at",)
-
-    def settle(self, rows: list[NomenclatureItem], body: bytes) -> bool:
-        names = list(map(_NAME, rows))
-        if (None in names or "" in names or any(map(str.isspace, names))) and [
-            row for row in rows if not (row.is_folder or (row.name and not row.name.isspace()))
-        ]:
-            return False  # an item (not a folder) without a name
-        # Only strings decode to a non-finite Decimal ("NaN"); filter(None) skips None and 0.
-        if not all(map(Decimal.is_finite, filter(None, map(_PRICE, rows)))):
-            return False
-        if any(map(operator.contains, map(_BARCODES, rows), repeat(""))):
-            return False  # the careful path drops empty barcodes
-        if _ZERO_GUID_BYTES in body:
-            if [row for row in rows if not row.id.int]:
-                return False
-            for row in [row for row in rows if row.group_id is not None and not row.group_id.int]:
-                _force(row, "group_id", None)  # the zero GUID: no parent group
-        self._zone(rows)
-        return True
-
-    def careful(self, raw: Any) -> NomenclatureItem:
-        raw = _must_be_object(raw)
-        item_id = self._required_guid(raw, "id")
-        is_folder = self._field(raw, "is_folder", _flag)
-        name = self._field(raw, "name", _text)
-        if not is_folder and not (name or "").strip():
-            raise RowError("name", "missing (required for an item that is not a folder)")
-        barcodes = raw.get("barcodes")
-        if barcodes is None:
-            barcodes = []
-        if not isinstance(barcodes, list):
-            raise RowError("barcodes", f"expected a list, got {_short(repr(barcodes))}")
-        try:
-            codes = tuple(_text(b) for b in barcodes if b not in (None, ""))
-        except ValueError as exc:
-            raise RowError("barcodes", str(exc)) from None
-        return NomenclatureItem(
-            id=item_id,
-            code=self._field(raw, "code", _text),
-            article=self._field(raw, "article", _text),
-            name=name,
-            full_name=self._field(raw, "full_name", _text),
-            unit=self._field(raw, "unit", _text),
-            group_id=self._field(raw, "group_id", parse_guid),
-            is_folder=is_folder,
-            barcodes=codes,
-            price=self._field(raw, "price", parse_decimal),
-            vat=self._field(raw, "vat", _text),
-            deleted=self._field(raw, "deleted", _flag),
-            version=self._field(raw, "version", _text),
-            modified_at=self._when(raw, "modified_at"),
-        )
-
-
-class StockParser(RowParser):
-    entity = "stock"
-    model = StockRow
-    id_field = "product_id"
-    typed = True
-    numbers = ("quantity", "reserved", "available")
-    dates = ("modified_at",)
-
-    def settle(self, rows: list[StockRow], body: bytes) -> bool:
-        if _ZERO_GUID_BYTES in body and [
-            row for row in rows if not (row.product_id.int and row.warehouse_id.int)
-        ]:
-            return False
-        if not all(map(Decimal.is_finite, chain.from_iterable(map(_AMOUNTS, rows)))):
-            return False
-        self._zone(rows)
-        return True
-
-    def careful(self, raw: Any) -> StockRow:
-        raw = _must_be_object(raw)
-        quantity = self._required_number(raw, "quantity")
-        reserved = self._field(raw, "reserved", parse_decimal) or Decimal(0)
-        available = self._field(raw, "available", parse_decimal)
-        return StockRow(
-            product_id=self._required_guid(raw, "product_id"),
-            warehouse_id=self._required_guid(raw, "warehouse_id"),
-            warehouse_name=self._field(raw, "warehouse_name", _text),
-            quantity=quantity,
-            reserved=reserved,
-            # Older publications omit it; it is what is left after reservations.
-            available=quantity - reserved if available is None else available,
-            modified_at=self._when(raw, "modified_at"),
-        )
-
-
-class OrderParser(RowParser):
-    """Orders are few per page; the careful path alone is fast enough."""
-
-    entity = "orders"
-    model = OneCOrder
-    id_field = "id"
-
-    def careful(self, raw: Any) -> OneCOrder:
-        raw = _must_be_object(raw)
-        number = self._field(raw, "number", _text)
-        if not number:
-            raise RowError("number", "missing")
-        status = self._field(raw, "status", _text)
-        if not status:
-            raise RowError("status", "missing")
-        return OneCOrder(
-            id=self._required_guid(raw, "id"),
-            number=number,
-            external_id=self._field(raw, "external_id", parse_guid),
-            status=status,
-            date=self._when(raw, "date"),
-            total=self._field(raw, "total", parse_decimal),
-            modified_at=self._when(raw, "modified_at"),
-        )
-
-
-PARSERS: dict[str, type[RowParser]] = {
-    "nomenclature": NomenclatureParser,
-    "stock": StockParser,
-    "orders": OrderParser,
-}
-
-
-# ----- whole bodies -------------------------------------------------------------------------
 def decode_json(body: bytes, what: str) -> Any:
     """Decode a JSON body (BOM allowed); :class:`OneCProtocolError` quoting it if it is not."""
     try:

@@ -14,9 +14,11 @@ import hashlib
 
 import redis.asyncio as aioredis
 
+from tradeos_pipelines.core import vocabulary
 from tradeos_pipelines.core.settings import get_settings
 
-ENTITIES = ("health", "nomenclature", "stock", "orders")
+# What the client caches: health, and the three entities it reads.
+ENTITIES = ("health", *vocabulary.ENTITIES)
 
 
 def _prefix(integration_id: str, entity: str, namespace: str | None) -> str:

@@ -84,6 +84,8 @@ class Settings(BaseSettings):
     ws_heartbeat_seconds: float = Field(20.0, gt=0)
     # How often the sidecar's run watcher polls the Dagster instance (live run.* events).
     run_watcher_interval_seconds: float = Field(0.5, gt=0, le=1)
+    # /metrics answers from a cache this old at most (a scrape runs a few aggregate queries).
+    metrics_cache_seconds: float = Field(5.0, ge=0)
 
     @field_validator("database_url")
     @classmethod

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dagster import Definitions
 
+from tradeos_pipelines.defs.alert_sensors import sync_health_alerts
 from tradeos_pipelines.defs.assets import external_specs, sync_assets
 from tradeos_pipelines.defs.checks import sync_checks
 from tradeos_pipelines.defs.jobs import sync_jobs
@@ -19,6 +20,6 @@ defs = Definitions(
     asset_checks=sync_checks,
     jobs=sync_jobs,
     schedules=sync_schedules,
-    sensors=sync_sensors,
+    sensors=[*sync_sensors, sync_health_alerts],
     resources={"tradeos": tradeos_resource_from_env()},
 )

@@ -14,10 +14,12 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 import redis.asyncio as aioredis
+from sqlalchemy import update
 
 from tests.api.conftest import Sidecar, start_sidecar
 from tests.ops.receivers import HttpReceiver, MailBox, start_http_receiver, start_smtp_server
@@ -244,3 +246,68 @@ def test_channels_route_without_configuration(api):
         ("telegram", False, None),
         ("email", False, None),
     ]
+
+
+def test_stale_sync_sensor_alerts_once_and_on_recovery(
+    alerting, dagster_instance, make_integration, session, servers_env
+):
+    from dagster import build_sensor_context
+
+    from tradeos_pipelines.defs.alert_sensors import sync_health_alerts
+    from tradeos_pipelines.defs.resources import TradeOSResource
+    from tradeos_pipelines.storage.tables import SyncState
+
+    now = datetime.now(UTC)
+    make_integration("main-1c", created_at=now - timedelta(days=2))
+    for entity in ("nomenclature", "orders"):
+        session.add(SyncState(integration_id="main-1c", entity=entity, last_success_at=now))
+    session.add(
+        SyncState(
+            integration_id="main-1c", entity="stock", last_success_at=now - timedelta(hours=2)
+        )
+    )
+    session.commit()
+    tradeos = TradeOSResource(
+        database_url=servers_env["TRADEOS_DATABASE_URL"],
+        redis_url=servers_env["TRADEOS_REDIS_URL"],
+    )
+
+    def tick(cursor):
+        context = build_sensor_context(
+            instance=dagster_instance, cursor=cursor, resources={"tradeos": tradeos}
+        )
+        result = sync_health_alerts(context)
+        return result, context.cursor
+
+    first, cursor = tick(None)
+    assert first.skip_message == "1 open: stale_sync:main-1c:stock (1 new, 0 over)"
+    second, cursor = tick(cursor)  # still stale: not announced again
+    assert second.skip_message == "1 open: stale_sync:main-1c:stock (0 new, 0 over)"
+    received = alerting.webhook.wait_for(1)
+    assert received[0].json()["incident"] == "stale_sync:main-1c:stock"
+    assert received[0].json()["message"] == (
+        "stock: нет успешной синхронизации 2 ч (порог: 3 × 15 мин по расписанию)"
+    )
+
+    session.execute(
+        update(SyncState).where(SyncState.entity == "stock").values(last_success_at=now)
+    )
+    session.commit()
+    third, cursor = tick(cursor)
+    assert third.skip_message == (
+        "every enabled integration synced within its limits; no old conflicts"
+    )
+    received = alerting.webhook.wait_for(2)
+    time.sleep(0.3)
+    assert len(alerting.webhook.requests) == 2
+    assert (received[1].json()["incident"], received[1].json()["state"]) == (
+        "stale_sync:main-1c:stock",
+        "resolved",
+    )
+    assert (
+        received[1]
+        .json()["text"]
+        .startswith(
+            "✅ TradeOS «main-1c»: восстановлено. Было: stock: нет успешной синхронизации 2 ч"
+        )
+    )

@@ -183,7 +183,8 @@ class Dashboard {
     this.eventAlerts.unshift(`${when} — ${name ? `«${name}»: ` : ""}${text}`);
     this.eventAlerts.length = Math.min(this.eventAlerts.length, KEPT_ALERTS);
     this.renderAlerts();
-    toast(name ? `Тревога по «${name}»` : "Новая тревога", "error");
+    if (event.type === "alert.resolved") toast(name ? `«${name}»: снова в норме` : "Снова в норме");
+    else toast(name ? `Тревога по «${name}»` : "Новая тревога", "error");
   }
 
   renderAlerts() {

@@ -402,6 +402,76 @@ def _read_pages(
     return rows
 
 
+# ----- history and restore -------------------------------------------------------------------
+
+
+def _value(value: Any) -> str:
+    if value is None:
+        return "∅"
+    if isinstance(value, list):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    return str(value)
+
+
+def history(client: SidecarClient, args: argparse.Namespace) -> int:
+    """Which sync changed which field of a product from what to what, oldest first."""
+    body = client.for_integration(
+        "GET", args.integration, f"/products/{quote(args.onec_id, safe='')}/history"
+    )
+    if args.json:
+        out_json(body)
+        return EXIT_OK
+    values = body["values"]
+    out(f"{body['onec_id']}  {values.get('code') or '-'}  {values.get('name')}")
+    rows = []
+    for entry in body["data"]:
+        head = (entry["sync_version"], when(entry["changed_at"]), entry["change"])
+        if not entry["changes"]:
+            rows.append((*head, "", "", ""))
+        for n, change in enumerate(entry["changes"]):
+            rows.append(
+                (
+                    *(head if n == 0 else ("", "", "")),
+                    change["field"],
+                    _value(change["from"]),
+                    "→ " + _value(change["to"]),
+                )
+            )
+    table(["VERSION", "AT", "CHANGE", "FIELD", "FROM", "TO"], rows)
+    return EXIT_OK
+
+
+def restore(client: SidecarClient, args: argparse.Namespace) -> int:
+    """Show (default) or apply the restore of every product to a sync version."""
+    body = client.for_integration(
+        "POST",
+        args.integration,
+        "/restore",
+        json={"to_version": args.to_version, "dry_run": not args.apply},
+    )
+    if args.json:
+        out_json(body)
+        return EXIT_OK
+    verb = "restored" if body["applied"] else "would restore"
+    out(
+        f"{args.integration}: {verb} {body['changed']} products to sync version "
+        f"{body['to_version']} ({body['unchanged']} already as then, {body['created_after']} "
+        f"created later left as they are)"
+    )
+    for product in body["products"]:
+        changes = "; ".join(
+            f"{c['field']} {_value(c['from'])} → {_value(c['to'])}" for c in product["changes"]
+        )
+        out(f"  {product['code'] or product['onec_id']}  {product['name']}: {changes}")
+    if body["truncated"]:
+        out(f"  … and {body['changed'] - len(body['products'])} more")
+    if body["applied"]:
+        out(f"new sync version {body['sync_version']} (sync log {body['sync_log_id']})")
+    elif body["changed"]:
+        out("nothing was changed; run again with --apply to restore")
+    return EXIT_OK
+
+
 # ----- the parser ----------------------------------------------------------------------------
 
 
@@ -495,3 +565,22 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     logs_parser.add_argument("--limit", type=int, default=50, help="at most this many (50)")
     _bind(logs_parser, logs)
+
+    history_parser = sub.add_parser(
+        "history", parents=[common], help="which sync changed which field of a product"
+    )
+    history_parser.add_argument("integration", metavar="INTEGRATION")
+    history_parser.add_argument("onec_id", metavar="ONEC_ID", help="the product's 1C id (UUID)")
+    _bind(history_parser, history)
+
+    restore_parser = sub.add_parser(
+        "restore",
+        parents=[common],
+        help="put every product back to a sync version (shows what changes unless --apply)",
+    )
+    restore_parser.add_argument("integration", metavar="INTEGRATION")
+    restore_parser.add_argument("--to-version", type=int, required=True, metavar="VERSION")
+    restore_parser.add_argument(
+        "--apply", action="store_true", help="restore (default: only show what would change)"
+    )
+    _bind(restore_parser, restore)

@@ -143,6 +143,7 @@ class SyncFollower:
         if outcome is None or outcome.done:
             return None
         kind = event.get("type")
+        before = (outcome.status, outcome.processed)
         outcome.run_id = outcome.run_id or run_id
         if kind == "sync.started" or kind == "run.started":
             outcome.status = "running"
@@ -156,7 +157,7 @@ class SyncFollower:
                 outcome.error = f"order export: {outcome.error}"
         elif kind == "sync.finished":
             if logged == ORDER_EXPORT:
-                return outcome  # the status read of the same run follows
+                return None  # the status read of the same run follows
             outcome.status = data.get("status") or "success"
             outcome.counts = {k: data[k] for k in ROW_COUNTERS if k in data}
             outcome.duration_s = data.get("duration_s")
@@ -168,6 +169,8 @@ class SyncFollower:
                 outcome.error = outcome.error or f"Dagster run {run_id} {status}"
         else:
             return None
+        if not outcome.done and (outcome.status, outcome.processed) == before:
+            return None  # run.started after sync.started, say: nothing new to show
         return outcome
 
 

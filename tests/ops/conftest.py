@@ -47,6 +47,7 @@ def tradeos_process(
             [sys.executable, "-m", "tradeos_pipelines.cli", *args],
             cwd=PROJECT_ROOT,
             env=environment,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )

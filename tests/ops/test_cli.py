@@ -18,6 +18,7 @@ from sqlalchemy import select
 from tradeos_pipelines.cli import main
 from tradeos_pipelines.devstack.embedded import find_free_port
 from tradeos_pipelines.engine import SyncFailed, sync_nomenclature
+from tradeos_pipelines.storage.integrations import load_integration
 from tradeos_pipelines.storage.tables import IntegrationLog, SyncLog, SyncRequest
 
 ITEMS, FOLDERS = 200, 4
@@ -346,3 +347,30 @@ def test_cyrillic_survives_a_terminal_that_cannot_encode_it(tradeos_process, mak
     out, err = process.communicate(timeout=60)
     assert (process.returncode, err) == (0, b"")
     assert out.decode("utf-8").splitlines()[1].endswith("Основная база — склад №1")
+
+
+def test_add_reads_a_password_from_standard_input(tradeos_process, session):
+    process = tradeos_process(
+        "integrations",
+        "add",
+        "--name",
+        "Склад",
+        "--base-url",
+        "http://1c/trade",
+        "--username",
+        "Администратор",
+        "--password",
+        "-",
+        "--json",
+    )
+    out, err = process.communicate(input="секрет-из-stdin\n".encode(), timeout=60)
+    assert process.returncode == 0, err.decode()
+    body = orjson.loads(out)
+    assert (body["id"], body["username"], body["password"]) == ("sklad", "Администратор", "***")
+    assert load_integration(session, "sklad").password == "секрет-из-stdin"
+
+
+def test_add_without_credentials_is_bad_usage(cli):
+    code, out, err = cli("integrations", "add", "--name", "x", "--base-url", "http://1c/trade")
+    assert (code, out) == (2, "")
+    assert err == "tradeos: give --api-key KEY, or --username USER --password PASS\n"

@@ -82,6 +82,7 @@ class ChannelWorker:
         self._base = settings.alert_retry_base_seconds
         self._last_sent = 0.0
         self._task: asyncio.Task[None] | None = None
+        self._writes: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"alerts-{self.channel.name}")
@@ -102,10 +103,6 @@ class ChannelWorker:
             self._record({"last_dropped_at": _now()}, dropped=1)
         self._queue.append(notice)
         self._ready.set()
-
-    @property
-    def pending(self) -> int:
-        return len(self._queue)
 
     async def _run(self) -> None:
         while True:
@@ -185,8 +182,10 @@ class ChannelWorker:
             logger.warning("alert channel %s: status not saved (%s)", self.channel.name, exc)
 
     def _record(self, fields: dict[str, Any], **counters: int) -> None:
+        # Kept referenced until done, so the write is not garbage-collected half-way.
         task = asyncio.create_task(self._write(fields, **counters))
-        task.add_done_callback(lambda _t: None)
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
 
 
 class AlertDeliverer:

@@ -311,3 +311,14 @@ def test_stale_sync_sensor_alerts_once_and_on_recovery(
             "✅ TradeOS «main-1c»: восстановлено. Было: stock: нет успешной синхронизации 2 ч"
         )
     )
+
+
+def test_an_alert_nothing_closes_is_sent_each_time(alerting):
+    bus = RedisEventBus.from_settings()
+    for _ in range(2):
+        bus.publish("alerts", "alert", {"integration_id": "main-1c", "message": "проверьте 1С"})
+    received = alerting.webhook.wait_for(2)
+    assert [(r.json()["incident"], r.json()["state"]) for r in received] == [
+        ("alert:main-1c", "open"),
+        ("alert:main-1c", "open"),
+    ]

@@ -41,7 +41,7 @@ from tradeos_pipelines.alerts.channels import (
     configured_channel_names,
     configured_channels,
 )
-from tradeos_pipelines.alerts.incidents import Signal, interpret
+from tradeos_pipelines.alerts.incidents import ONE_OFF, Signal, interpret
 from tradeos_pipelines.core.settings import Settings
 from tradeos_pipelines.event_bus import decode_event, stream_key
 
@@ -312,6 +312,8 @@ class AlertDeliverer:
         """Open or close the incident: (when it opened, its message), or None when it was
         already open (a repeat) or not open (nothing to recover from)."""
         key = incidents_key(self._namespace)
+        if signal.key.startswith(ONE_OFF):  # nothing would ever close it: not kept open
+            return ts, signal.message
         if signal.state == "open":
             record = orjson.dumps({"opened_at": ts, "message": signal.message})
             if await self._redis.hsetnx(key, signal.key, record):

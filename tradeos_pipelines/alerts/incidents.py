@@ -15,6 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+# Key prefix of alerts that no later event closes (an unknown shape).
+ONE_OFF = "alert:"
+
 
 @dataclass(frozen=True)
 class Signal:
@@ -48,8 +51,8 @@ def interpret(channel: str, event_type: str, data: dict[str, Any]) -> Signal | N
             key = circuit_key(integration_id)
         elif integration_id and entity and "failures" in data:
             key = failures_key(integration_id, entity)
-        else:  # an alert nobody will close: one message per distinct text
-            key = f"alert:{integration_id}:{data.get('message')}"
+        else:  # an alert nothing will close: sent each time (rate-limited), never deduplicated
+            key = f"{ONE_OFF}{integration_id}"
         return Signal(
             key=key,
             state="open",

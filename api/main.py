@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from api.core.errors import install_error_handlers
 from api.core.runtime import Runtime
 from api.live.websocket import websocket_endpoint
-from api.routes import api_router
+from api.routes import api_router, metrics
 from tradeos_pipelines.core.settings import Settings, get_settings
 
 API_PREFIX = "/api/v1"
@@ -70,6 +70,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             allow_headers=["Authorization", "Content-Type"],
         )
     app.include_router(api_router, prefix=API_PREFIX)
+    app.include_router(metrics.router)  # /metrics: Prometheus' conventional path
     app.add_api_websocket_route("/ws", websocket_endpoint)
     mount_dashboard(app)
     return app

@@ -1,4 +1,5 @@
-"""The ``tradeos`` command: the local stack, migrations, keys, API tokens, the 1C emulator.
+"""The ``tradeos`` command: the local stack, migrations, keys, API tokens, the 1C emulator,
+and the operator's commands over the sidecar's API (:mod:`tradeos_pipelines.ops_cli`).
 
     tradeos dev                      start the whole local stack (Ctrl-C stops it)
     tradeos migrate [--downgrade R]  apply migrations (or undo down to revision R, e.g. base)
@@ -7,8 +8,13 @@
     tradeos token list               list tokens (never their secrets)
     tradeos token revoke ID          revoke a token
     tradeos emulator [ARGS…]         run the bundled 1C emulator (its own --help)
+    tradeos integrations list|show|add|test|enable|disable
+    tradeos sync INTEGRATION [--entity E] [--full] [--wait]
+    tradeos status
+    tradeos logs INTEGRATION [--failed] [--since 24h] [--requests]
 
-Exit codes: 0 success, 1 failure, 2 a missing or malformed setting or bad arguments.
+Exit codes: 0 success, 1 failure (a sync failed), 2 a missing or malformed setting or bad
+arguments (an unknown integration or entity), 3 the sidecar did not answer.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import runpy
 import sys
 from collections.abc import Callable, Sequence
 
+from tradeos_pipelines import ops_cli
 from tradeos_pipelines.core.settings import SettingsError, load_settings
 
 EXIT_FAILURE = 1
@@ -132,7 +139,7 @@ def cmd_emulator(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``tradeos`` command."""
     parser = argparse.ArgumentParser(
-        prog="tradeos", description="TradeOS ⇄ 1C sync: local stack and administration."
+        prog="tradeos", description="TradeOS ⇄ 1C sync: local stack, administration, operation."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -170,6 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     emulator.add_argument("emulator_args", nargs=argparse.REMAINDER)
     emulator.set_defaults(func=cmd_emulator)
+
+    ops_cli.register(sub)
     return parser
 
 

@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from api.live.manager import ConnectionManager
 from api.live.relay import StreamRelay
 from api.live.run_watcher import RunWatcher
+from tradeos_pipelines.alerts.deliverer import AlertDeliverer
 from tradeos_pipelines.core.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ class Runtime:
         self.relay: StreamRelay
         self.http: httpx.AsyncClient
         self.watcher: RunWatcher | None = None
+        self.alerts: AlertDeliverer | None = None
         self.started = False
 
     async def start(self) -> None:
@@ -46,6 +48,9 @@ class Runtime:
         self.relay = StreamRelay(self.redis, s.redis_namespace, self.manager)
         await self.relay.start()
         self.manager.start_heartbeat()
+        # Alerts to the configured channels (none configured: nothing runs).
+        self.alerts = AlertDeliverer(self.redis, s)
+        await self.alerts.start()
         if self.watch_runs:
             try:
                 self.watcher = RunWatcher.from_environment(
@@ -63,6 +68,8 @@ class Runtime:
             return
         if self.watcher is not None:
             await self.watcher.stop()
+        if self.alerts is not None:
+            await self.alerts.stop()
         await self.manager.close_all()
         await self.relay.stop()
         await self.http.aclose()

@@ -67,6 +67,9 @@ class StreamRelay:
         self._task: asyncio.Task[None] | None = None
         self._invalidations: set[asyncio.Task[None]] = set()
         self.ready = asyncio.Event()
+        # Stream key -> id of the last entry read (the metrics' event-stream lag); None
+        # until the reader has positioned itself.
+        self.positions: dict[str, str] | None = None
 
     async def start(self) -> None:
         """Start the reader task; returns once it is positioned at the streams' ends.
@@ -97,6 +100,7 @@ class StreamRelay:
             try:
                 if positions is None:
                     positions = await self._stream_ends()
+                    self.positions = positions
                     self.ready.set()
                 answer = await self._redis.xread(
                     streams=positions,  # type: ignore[arg-type]

@@ -94,6 +94,11 @@ class RunWatcher:
         self._task: asyncio.Task[None] | None = None
         self.published = 0
 
+    @property
+    def instance(self) -> DagsterInstance:
+        """The Dagster instance watched (the metrics read its run queue too)."""
+        return self._instance
+
     @classmethod
     def from_environment(
         cls, redis: aioredis.Redis, namespace: str, *, interval_seconds: float

@@ -97,6 +97,7 @@ def test_jobs_schedules_and_sensors() -> None:
         "sync_requests",
         "onec_changes",
         "sync_failure_alerts",
+        "sync_health_alerts",
     }
     for s in sensors.values():
         assert s.default_status == DefaultSensorStatus.RUNNING

@@ -84,6 +84,30 @@ class Settings(BaseSettings):
     ws_heartbeat_seconds: float = Field(20.0, gt=0)
     # How often the sidecar's run watcher polls the Dagster instance (live run.* events).
     run_watcher_interval_seconds: float = Field(0.5, gt=0, le=1)
+    # Alert rules of the sync_health_alerts sensor: an entity with no successful sync for
+    # this many times its schedule's interval; open conflicts older than this many hours.
+    alert_stale_factor: float = Field(3.0, gt=0)
+    alert_conflict_hours: float = Field(24.0, gt=0)
+    # Alert channels (each on when its required fields are set; see docs/alerts.md).
+    alert_webhook_url: str | None = None
+    alert_webhook_secret: str | None = None
+    alert_telegram_bot_token: str | None = None
+    alert_telegram_chat_id: str | None = None
+    alert_telegram_api_url: str = "https://api.telegram.org"
+    alert_smtp_host: str | None = None
+    alert_smtp_port: int = Field(25, ge=1, le=65535)
+    alert_smtp_username: str | None = None
+    alert_smtp_password: str | None = None
+    alert_smtp_security: Literal["none", "starttls", "ssl"] = "none"
+    alert_email_from: str | None = None
+    # Comma-separated addresses.
+    alert_email_to: str | None = None
+    # Messages per minute per channel at most; retries of one message before it is given up.
+    alert_rate_per_minute: int = Field(20, ge=1)
+    alert_retry_attempts: int = Field(5, ge=1)
+    alert_retry_base_seconds: float = Field(2.0, gt=0)
+    # /metrics answers from a cache this old at most (a scrape runs a few aggregate queries).
+    metrics_cache_seconds: float = Field(5.0, ge=0)
 
     @field_validator("database_url")
     @classmethod

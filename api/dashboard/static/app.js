@@ -15,6 +15,7 @@ import {
 } from "./js/integrations.js";
 import { LiveFeed } from "./js/live.js";
 import { OperationsView } from "./js/operations.js";
+import { AlertChannelsView, ProductHistoryView } from "./js/panels.js";
 
 const CHANNELS = ["sync_updates", "integration_status", "alerts", "runs"];
 const REFRESH_DEBOUNCE_MS = 1200;
@@ -44,6 +45,8 @@ class Dashboard {
     this.pending = { integrations: new Set(), all: false, timer: null };
     this.operations = new OperationsView();
     this.charts = new ChartsView();
+    this.channels = new AlertChannelsView();
+    this.history = new ProductHistoryView();
     this.feed = null;
     // When the latest sync end seen live happened; older aggregate answers are re-asked.
     this.newsAt = null;
@@ -55,7 +58,12 @@ class Dashboard {
 
   async start() {
     await this.loadIntegrations();
-    await Promise.all([this.operations.load(), this.charts.load(), this.loadHealth()]);
+    await Promise.all([
+      this.operations.load(),
+      this.charts.load(),
+      this.loadHealth(),
+      this.channels.load(),
+    ]);
     this.feed = new LiveFeed({
       token: getToken(),
       channels: CHANNELS,
@@ -66,6 +74,7 @@ class Dashboard {
     this.feed.start();
     this.timers.push(setInterval(() => this.cards.forEach((card) => card.update()), AGE_TICK_MS));
     this.timers.push(setInterval(() => this.loadHealth(), HEALTH_TICK_MS));
+    this.timers.push(setInterval(() => this.channels.load(), HEALTH_TICK_MS));
   }
 
   /** Stop live updates and forget what was shown (the next sign-in starts clean). */
@@ -111,6 +120,7 @@ class Dashboard {
     byId("integrations-count").textContent = integrations.length ? `${integrations.length}` : "";
     this.operations.setIntegrations(integrations);
     this.charts.setIntegrations(integrations);
+    this.history.setIntegrations(integrations);
     await Promise.all([...this.cards.keys()].map((id) => this.loadIntegrationHealth(id)));
     this.renderAlerts();
   }
@@ -157,6 +167,8 @@ class Dashboard {
   onEvent(event) {
     if (event.channel === "alerts") {
       this.addEventAlert(event);
+      // The sidecar delivers it to the channels within seconds: show how that went.
+      setTimeout(() => this.channels.load(), 3000);
       return;
     }
     const id = integrationOf(event);
@@ -183,7 +195,8 @@ class Dashboard {
     this.eventAlerts.unshift(`${when} — ${name ? `«${name}»: ` : ""}${text}`);
     this.eventAlerts.length = Math.min(this.eventAlerts.length, KEPT_ALERTS);
     this.renderAlerts();
-    toast(name ? `Тревога по «${name}»` : "Новая тревога", "error");
+    if (event.type === "alert.resolved") toast(name ? `«${name}»: снова в норме` : "Снова в норме");
+    else toast(name ? `Тревога по «${name}»` : "Новая тревога", "error");
   }
 
   renderAlerts() {

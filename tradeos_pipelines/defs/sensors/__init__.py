@@ -8,10 +8,13 @@
   changed since the committed watermark and requests runs only for what changed.
 - ``sync_failure_alerts`` (:mod:`.failures`): publishes an ``alert`` event after repeated
   failures of one integration and entity.
+- ``sync_health_alerts`` (:mod:`.health_alerts`): raises and resolves the alerts of
+  ``alerts/rules.py`` (no successful sync for too long, conflicts waiting too long).
 """
 
 from tradeos_pipelines.defs.sensors.changes import onec_change_sensor
 from tradeos_pipelines.defs.sensors.failures import failure_streak, sync_failure_alerts
+from tradeos_pipelines.defs.sensors.health_alerts import sync_health_alerts
 from tradeos_pipelines.defs.sensors.partitions import integration_partitions_sensor
 from tradeos_pipelines.defs.sensors.requests import request_run_key, sync_requests_sensor
 
@@ -21,6 +24,7 @@ __all__ = [
     "onec_change_sensor",
     "request_run_key",
     "sync_failure_alerts",
+    "sync_health_alerts",
     "sync_requests_sensor",
     "sync_sensors",
 ]
@@ -30,4 +34,5 @@ sync_sensors = [
     sync_requests_sensor,
     onec_change_sensor,
     sync_failure_alerts,
+    sync_health_alerts,
 ]

@@ -253,8 +253,8 @@ def test_stale_sync_sensor_alerts_once_and_on_recovery(
 ):
     from dagster import build_sensor_context
 
-    from tradeos_pipelines.defs.sensors.health_alerts import sync_health_alerts
     from tradeos_pipelines.defs.resources import TradeOSResource
+    from tradeos_pipelines.defs.sensors.health_alerts import sync_health_alerts
     from tradeos_pipelines.storage.tables import SyncState
 
     now = datetime.now(UTC)

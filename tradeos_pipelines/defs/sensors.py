@@ -60,6 +60,7 @@ from tradeos_pipelines.defs.resources import TradeOSResource
 from tradeos_pipelines.defs.runs import partition_key_for
 from tradeos_pipelines.defs.schedules import integrations_with_catalogue
 from tradeos_pipelines.engine.source import connect
+from tradeos_pipelines.sources.common.transport import RetryPolicy
 from tradeos_pipelines.storage.integrations import list_integration_ids, to_config
 from tradeos_pipelines.storage.request_log import IntegrationLogWriter
 from tradeos_pipelines.storage.tables import Integration, Order, SyncRequest, SyncState
@@ -263,7 +264,12 @@ async def _probe(
 ) -> dict[Entity, bool]:
     client_redis = aioredis.Redis.from_url(redis_url)
     try:
-        async with connect(probe.config, redis=client_redis, request_log=request_log) as client:
+        async with connect(
+            probe.config,
+            redis=client_redis,
+            request_log=request_log,
+            retry=RetryPolicy.interactive(),  # a tick must not wait out a sync's budget
+        ) as client:
             return {
                 entity: await client.has_changes(entity, watermark)
                 for entity, watermark in probe.watermarks.items()

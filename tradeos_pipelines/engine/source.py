@@ -17,6 +17,7 @@ from tradeos_pipelines.core.integration import IntegrationConfig
 from tradeos_pipelines.event_bus import AsyncRedisEventBus
 from tradeos_pipelines.sources.common.cache import invalidate
 from tradeos_pipelines.sources.common.ports import RequestLog
+from tradeos_pipelines.sources.common.transport import RetryPolicy
 from tradeos_pipelines.sources.http_service.client import OneCClient
 from tradeos_pipelines.storage.request_log import IntegrationLogWriter
 
@@ -33,14 +34,21 @@ def connect(
     redis: aioredis.Redis,
     request_log: RequestLog | None = None,
     run_id: str | None = None,
+    retry: RetryPolicy | None = None,
 ) -> OneCClient:
-    """A client of the integration's 1C; breaker state changes go to the event bus."""
+    """A client of the integration's 1C; breaker state changes go to the event bus.
+
+    Calls retry for the integration's ``retry_budget_seconds`` (a sync rides out a 1C
+    restart); a caller someone waits on passes ``RetryPolicy.interactive()``.
+    """
+    options = {"retry": retry} if retry is not None else {}
     return OneCClient.from_config(
         integration,
         redis=redis,
         request_log=request_log,
         publisher=AsyncRedisEventBus(redis),
         run_id=run_id,
+        **options,
     )
 
 

@@ -87,6 +87,10 @@ class Integration(Base):
     timeout_seconds: Mapped[float] = mapped_column(
         Numeric(8, 2), nullable=False, server_default="30"
     )
+    # Per call to 1C: how long attempts are retried through 5xx/429/connection errors.
+    retry_budget_seconds: Mapped[float] = mapped_column(
+        Numeric(8, 2), nullable=False, server_default="120"
+    )
     created_at: Mapped[datetime] = _now_column()
     updated_at: Mapped[datetime] = _now_column()
 

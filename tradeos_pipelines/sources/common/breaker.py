@@ -172,6 +172,20 @@ class CircuitBreaker:
             integration_id=self.integration_id,
         )
 
+    async def raise_if_open(self) -> None:
+        """Raise :class:`CircuitOpenError` when the circuit is open (a plain read: a call that
+        is retrying checks between attempts whether other processes gave up on 1C)."""
+        state, retry_at = await self._redis.hmget(self.key, ["state", "retry_at"])
+        if state is None or _text(state) != "open" or retry_at is None:
+            return
+        moment = datetime.fromtimestamp(int(_text(retry_at)) / 1000, UTC)
+        raise CircuitOpenError(
+            f"1C integration {self.integration_id!r}: circuit opened while retrying; calls are "
+            f"refused until {moment.isoformat(timespec='seconds')}",
+            retry_at=moment,
+            integration_id=self.integration_id,
+        )
+
     async def record_success(self) -> None:
         """1C answered: close the circuit and forget earlier failures."""
         if self._clean:

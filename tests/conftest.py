@@ -186,6 +186,9 @@ def make_integration(db: str) -> Callable[..., str]:
             auth_type, credentials = "basic", {"username": username, "password": password or ""}
         else:
             auth_type, credentials = "api_key", {"api_key": api_key}
+        # A 1C the test takes down fails within ~2 s, as a real outage would after 120 s;
+        # tests of the retry budget give their own.
+        fields.setdefault("retry_budget_seconds", 2)
         row = Integration(
             id=integration_id,
             name=fields.pop("name", integration_id),

@@ -10,6 +10,7 @@ ITEMS, FOLDERS = 200, 4
 def test_a_1c_restart_mid_sync_is_ridden_out_and_every_attempt_is_logged(
     integration, emulator, sql, bus
 ):
+    sql("UPDATE integrations SET retry_budget_seconds = 120 WHERE id = :id", id=integration)
     # Two 500s ("Превышено количество лицензий"), a 502 page of the web server and a 429 on
     # the first page of the catalogue: what a 1C cluster restart looks like from outside.
     # The waits are real (jitter below 0.5 + 1 + 2 s, then the 1 s Retry-After asks for).

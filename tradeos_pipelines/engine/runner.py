@@ -49,7 +49,11 @@ from tradeos_pipelines.engine.log import FINISH_SQL, fail_log, refused_log, star
 from tradeos_pipelines.engine.result import SyncFailed, SyncResult
 from tradeos_pipelines.engine.watermark import SAVE_STATE_SQL
 from tradeos_pipelines.event_bus import EventPublisher, RedisEventBus
-from tradeos_pipelines.sources.common.errors import OneCError
+from tradeos_pipelines.sources.common.errors import (
+    CircuitOpenError,
+    OneCError,
+    OneCUnavailable,
+)
 from tradeos_pipelines.sources.common.rows import Page
 from tradeos_pipelines.storage.database import get_engine, session_scope
 from tradeos_pipelines.storage.integrations import load_integration
@@ -148,7 +152,12 @@ def run_entity_sync(
                     log.error("could not mark sync_logs %s failed: %s", log_id, log_exc)
                 publish(bus, "sync_updates", "sync.failed", {**sync.event_data(), "error": reason})
                 if isinstance(exc, Exception):
-                    raise SyncFailed(log_id, reason) from exc
+                    raise SyncFailed(
+                        log_id,
+                        reason,
+                        transient=is_transient(exc),
+                        retry_at=exc.retry_at if isinstance(exc, CircuitOpenError) else None,
+                    ) from exc
                 raise
             for announce in sync.after_commit:  # the connection is still open for their reads
                 announce()
@@ -178,6 +187,16 @@ def run_entity_sync(
         },
     )
     return result
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for a failure that a later run may not meet: 1C unavailable through the whole
+    retry budget, its circuit open, or the PostgreSQL connection lost. Never for an auth,
+    404, validation or protocol error, nor for an aborted sync (too many rejected rows)."""
+    return isinstance(
+        exc,
+        OneCUnavailable | CircuitOpenError | psycopg2.OperationalError | psycopg2.InterfaceError,
+    )
 
 
 def describe_failure(exc: BaseException) -> str:

@@ -80,6 +80,10 @@ REQUESTS_PER_TICK = 200
 # A change that was requested but did not move the watermark (the run failed) is asked again
 # after this long, not on every tick: repeated failures go to the alert sensor instead.
 CHANGE_RETRY_AFTER_S = 600
+# Meanwhile 1C is asked only for rows changed after that request, so a change made after a
+# failed run is still seen at the next tick. Allowing for 1C's clock running behind ours would
+# re-request the same run once; a change it misses is asked again after CHANGE_RETRY_AFTER_S.
+CHANGE_CLOCK_SKEW_S = 0
 # 1C is asked about all integrations at once; one that hangs must not hold the others.
 PROBE_TIMEOUT_S = 20.0
 
@@ -322,7 +326,9 @@ def onec_change_sensor(
 
     Cursor: ``{integration: {entity: {"watermark": iso | null, "requested_at": epoch}}}``, the
     watermark a run was last requested for. It stops the sensor from asking again for the same
-    change while that run is queued or after it failed (until ``CHANGE_RETRY_AFTER_S``).
+    change while that run is queued or after it failed (until ``CHANGE_RETRY_AFTER_S``); in
+    that time 1C is asked only for rows changed after the request, so a change made after a
+    failed or partial run is picked up at the next tick without re-requesting the same run.
     """
     instance = context.instance
     cursor: dict[str, dict[str, dict[str, Any]]] = json.loads(context.cursor or "{}")
@@ -331,6 +337,10 @@ def onec_change_sensor(
     skipped: list[str] = []
     probes: list[_Probe] = []
     waiting_orders: dict[str, list[date]] = {}
+    # The stored watermark per lane (the probe may ask from a later moment), and the lanes
+    # asked only for changes after their last request.
+    stored: dict[tuple[str, Entity], str | None] = {}
+    rechecks: set[tuple[str, Entity]] = set()
     with tradeos.session() as session:
         integrations = session.scalars(
             select(Integration).where(Integration.enabled.is_(True)).order_by(Integration.id)
@@ -353,13 +363,21 @@ def onec_change_sensor(
                 watermark = states.get((row.id, entity))
                 last = cursor.get(row.id, {}).get(entity)
                 iso = watermark.isoformat() if watermark else None
+                requested_at = float(last.get("requested_at", 0)) if last else 0.0
                 if (
                     last is not None
                     and last.get("watermark") == iso
-                    and now - float(last.get("requested_at", 0)) < CHANGE_RETRY_AFTER_S
+                    and now - requested_at < CHANGE_RETRY_AFTER_S
                 ):
-                    continue  # already requested for this watermark, not moved since
+                    # Already requested for this watermark, not moved since (the run failed or
+                    # left a rejected row): ask only for what changed after that request.
+                    after = datetime.fromtimestamp(requested_at - CHANGE_CLOCK_SKEW_S, UTC)
+                    rechecks.add((row.id, entity))
+                    watermarks[entity] = after if watermark is None else max(watermark, after)
+                    stored[(row.id, entity)] = iso
+                    continue
                 watermarks[entity] = watermark
+                stored[(row.id, entity)] = iso
             if watermarks:
                 probes.append(_Probe(to_config(row), watermarks))
             if "orders" in watermarks:
@@ -380,12 +398,12 @@ def onec_change_sensor(
             continue
         for entity, changed in answer.items():
             days = {today} if changed else set()
-            if entity == "orders":
+            if entity == "orders" and (integration_id, entity) not in rechecks:
+                # Orders waiting since the last request are that request's business.
                 days |= set(waiting_orders.get(integration_id, []))
             if not days:
                 continue
-            watermark = probe.watermarks[entity]
-            iso = watermark.isoformat() if watermark else None
+            iso = stored[(integration_id, entity)]
             for day in sorted(days):
                 key = partition_key_for(integration_id, entity, day)
                 run_requests.append(

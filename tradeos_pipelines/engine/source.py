@@ -7,11 +7,13 @@ to the event bus and the request log the caller keeps.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from tradeos_pipelines.core.integration import IntegrationConfig
 from tradeos_pipelines.event_bus import AsyncRedisEventBus
@@ -23,6 +25,11 @@ from tradeos_pipelines.storage.request_log import IntegrationLogWriter
 
 if TYPE_CHECKING:
     from tradeos_pipelines.engine.runner import SyncRun
+
+log = logging.getLogger(__name__)
+
+# The breaker and the cache give up on a Redis that does not answer within this long.
+REDIS_TIMEOUT_S = 5.0
 
 # The client caches answers per 1C entity; an export changes what GET /orders answers.
 _CACHED_ENTITY = {"order_export": "orders"}
@@ -55,7 +62,7 @@ def connect(
 @asynccontextmanager
 async def onec_client(sync: SyncRun) -> AsyncIterator[OneCClient]:
     """The integration's 1C client (shared breaker, every attempt logged under the run id)."""
-    redis = aioredis.from_url(sync.settings.require_redis_url())
+    redis = _redis(sync)
     request_log = IntegrationLogWriter(sync.database_url)
     try:
         async with connect(
@@ -68,9 +75,26 @@ async def onec_client(sync: SyncRun) -> AsyncIterator[OneCClient]:
 
 
 async def invalidate_cache(sync: SyncRun) -> None:
-    """Drop the client's cached answers for the entity just committed."""
-    redis = aioredis.from_url(sync.settings.require_redis_url())
+    """Drop the client's cached answers for the entity just committed (without Redis they
+    expire with their TTL; the data is committed either way)."""
+    redis = _redis(sync)
     try:
         await invalidate(redis, sync.integration_id, _CACHED_ENTITY.get(sync.entity, sync.entity))
+    except (RedisError, OSError) as exc:
+        log.warning(
+            "could not drop the 1C cache of %s %s (Redis: %s); it expires with its TTL",
+            sync.integration_id,
+            sync.entity,
+            type(exc).__name__,
+        )
     finally:
         await redis.aclose()
+
+
+def _redis(sync: SyncRun) -> aioredis.Redis:
+    # Timeouts: a Redis that hangs (not only one that refuses) must not hang the sync.
+    return aioredis.from_url(
+        sync.settings.require_redis_url(),
+        socket_timeout=REDIS_TIMEOUT_S,
+        socket_connect_timeout=REDIS_TIMEOUT_S,
+    )

@@ -31,6 +31,20 @@ LIMIT :limit
 """
 
 
+_COUNT_SQL = """
+SELECT l.entity, count(DISTINCT coalesce(r.onec_id, 'reject:' || r.id))
+FROM sync_rejects r JOIN sync_logs l ON l.id = r.sync_log_id
+WHERE l.integration_id = :integration AND r.resolved_at IS NULL
+GROUP BY l.entity
+"""
+
+
+def open_reject_counts(session: Session, integration_id: str) -> dict[str, int]:
+    """Open rejected rows per entity (one per 1C row), for the integration's health."""
+    rows = session.execute(text(_COUNT_SQL), {"integration": integration_id}).all()
+    return {entity: int(count) for entity, count in rows}
+
+
 def list_open_rejects(
     session: Session, integration_id: str, *, entity: str | None, limit: int
 ) -> OpenRejects:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Annotated, TypeVar
 
 import redis.asyncio as aioredis
@@ -19,21 +19,16 @@ from tradeos_pipelines.storage.database import session_scope
 _bearer_scheme = HTTPBearer(auto_error=False, description="A token from `tradeos token create`")
 
 
-def get_session() -> Iterator[Session]:
-    """A database session per request, committed when the route returns normally."""
-    with session_scope() as session:
-        yield session
-
-
 T = TypeVar("T")
 
 
 async def in_session(work: Callable[[Session], T]) -> T:
     """Run ``work`` with a committed-on-success session in one threadpool hop.
 
-    For hot read routes: a sync route with :data:`SessionDep` costs several hops (session
-    dependency in and out, the route, its response serialisation); an ``async`` route that
-    does its database work here costs one.
+    The one way a route (or a service called from one) reaches the database: the session is
+    committed before the answer is sent, so a client reading right after its own write sees
+    it, and the whole piece of work costs one threadpool hop (a sync route with a session
+    dependency costs several).
     """
 
     def run() -> T:
@@ -41,11 +36,6 @@ async def in_session(work: Callable[[Session], T]) -> T:
             return work(session)
 
     return await run_in_threadpool(run)
-
-
-# scope="function": commit before the response is sent, so a client reading right after
-# its own write sees it (the default "request" scope commits after sending).
-SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def get_runtime(request: Request) -> Runtime:

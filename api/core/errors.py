@@ -1,5 +1,10 @@
 """Consistent error bodies: every error is ``{"detail": ...}`` and never echoes secrets.
 
+Routes do not catch domain errors: the handlers below map each kind to its status once
+(:data:`STATUS_OF`), with the exception's message as ``detail``. The sidecar's services raise
+:class:`NotFound`, :class:`Conflict` or :class:`Unauthorized` (or a subclass); the engine's
+and storage's errors are mapped by type.
+
 FastAPI's validation errors carry the submitted ``input``; for an integration that may be a 1C
 password, so it is dropped. Each validation item gains ``field`` (the dotted body/query path)
 so a client can show the message next to the right input.
@@ -14,6 +19,11 @@ from fastapi import FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+
+from tradeos_pipelines.core.integration import IntegrationNotFound
+from tradeos_pipelines.core.vocabulary import UnknownEntity
+from tradeos_pipelines.engine.result import ConflictNotFound, ConflictNotOpen, VersionNotFound
+from tradeos_pipelines.launch import LaunchError
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +86,38 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     )
 
 
+class NotFound(LookupError):
+    """The thing a path names does not exist: 404."""
+
+
+class Conflict(Exception):
+    """The request clashes with the current state (taken id, disabled, replay): 409."""
+
+
+class Unauthorized(PermissionError):
+    """The caller could not be trusted (bad signature, stale timestamp): 401."""
+
+
+# Most specific first: the first type an exception is an instance of gives its status.
+STATUS_OF: tuple[tuple[type[Exception], int], ...] = (
+    (NotFound, status.HTTP_404_NOT_FOUND),
+    (IntegrationNotFound, status.HTTP_404_NOT_FOUND),
+    (ConflictNotFound, status.HTTP_404_NOT_FOUND),
+    (VersionNotFound, status.HTTP_404_NOT_FOUND),
+    (Conflict, status.HTTP_409_CONFLICT),
+    (ConflictNotOpen, status.HTTP_409_CONFLICT),
+    (Unauthorized, status.HTTP_401_UNAUTHORIZED),
+    (UnknownEntity, status.HTTP_422_UNPROCESSABLE_CONTENT),
+    # Dagster answered but refused to start the run: the gateway's fault, not the caller's.
+    (LaunchError, status.HTTP_502_BAD_GATEWAY),
+)
+
+
+async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+    code = next(code for kind, code in STATUS_OF if isinstance(exc, kind))
+    return JSONResponse(status_code=code, content={"detail": str(exc)})
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     # The exception text may hold anything (a URL with a password, a 1C answer): log the
     # type and location only and answer with a fixed message.
@@ -87,4 +129,6 @@ def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers on ``app``."""
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(FieldErrors, _field_errors)  # type: ignore[arg-type]
+    for kind, _code in STATUS_OF:
+        app.add_exception_handler(kind, _domain_error)
     app.add_exception_handler(Exception, _unexpected_error)

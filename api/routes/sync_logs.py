@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Query
 
-from api.core.deps import SessionDep, in_session
+from api.core.deps import in_session
 from api.core.pagination import Cursor, Limit
 from api.schemas.sync import IntegrationLogsPublic, SyncLogDetail, SyncLogsPublic
-from api.services import integrations as integration_service
 from api.services import logs
-from tradeos_pipelines.core.integration import IntegrationNotFound
 from tradeos_pipelines.core.vocabulary import LoggedEntity, SyncStatus
 
 router = APIRouter(tags=["logs"])
@@ -43,12 +41,9 @@ async def list_sync_logs(
     response_model=SyncLogDetail,
     responses={404: {"description": "No such sync log"}},
 )
-def read_sync_log(sync_log_id: int, session: SessionDep) -> SyncLogDetail:
+async def read_sync_log(sync_log_id: int) -> SyncLogDetail:
     """One sync with the rows 1C sent that could not be taken."""
-    try:
-        return logs.get_sync_log(session, sync_log_id)
-    except logs.SyncLogNotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
+    return await in_session(lambda session: logs.get_sync_log(session, sync_log_id))
 
 
 @router.get(
@@ -56,9 +51,8 @@ def read_sync_log(sync_log_id: int, session: SessionDep) -> SyncLogDetail:
     response_model=IntegrationLogsPublic,
     responses={404: {"description": "No such integration"}},
 )
-def list_integration_logs(
+async def list_integration_logs(
     integration_id: str,
-    session: SessionDep,
     status_code: Annotated[int | None, Query(ge=100, le=599)] = None,
     errors_only: Annotated[
         bool, Query(description="Only failed attempts (error, no answer, or HTTP ≥ 400)")
@@ -67,15 +61,13 @@ def list_integration_logs(
     cursor: Cursor = None,
 ) -> IntegrationLogsPublic:
     """Every HTTP attempt to this integration's 1C, newest first."""
-    try:
-        integration_service.get_integration(session, integration_id)
-    except IntegrationNotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
-    return logs.list_integration_logs(
-        session,
-        integration_id,
-        status_code=status_code,
-        errors_only=errors_only,
-        limit=limit,
-        cursor=cursor,
+    return await in_session(
+        lambda session: logs.list_integration_logs(
+            session,
+            integration_id,
+            status_code=status_code,
+            errors_only=errors_only,
+            limit=limit,
+            cursor=cursor,
+        )
     )

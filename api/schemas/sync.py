@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.schemas.stats import RowCounts
-from tradeos_pipelines.core.vocabulary import Entity
+from tradeos_pipelines.core.vocabulary import ENTITIES, Entity
 
 
 class SyncNow(BaseModel):
@@ -16,11 +16,7 @@ class SyncNow(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    entities: Annotated[list[Entity], Field(min_length=1)] = [
-        "nomenclature",
-        "stock",
-        "orders",
-    ]
+    entities: Annotated[list[Entity], Field(min_length=1, default_factory=lambda: list(ENTITIES))]
     full: bool = False
 
     @field_validator("entities")

@@ -6,11 +6,10 @@ from sqlalchemy.orm import Session
 
 from api.core.pagination import newest_first
 from api.schemas.conflict import ConflictPublic, ConflictsPublic
+from tradeos_pipelines.engine import resolve_conflict
+from tradeos_pipelines.engine.result import ConflictNotFound
+from tradeos_pipelines.storage.database import session_scope
 from tradeos_pipelines.storage.tables import SyncConflict
-
-
-class ConflictNotFound(LookupError):
-    """No conflict has this id."""
 
 
 def list_conflicts(
@@ -44,3 +43,12 @@ def get_conflict(session: Session, conflict_id: int) -> ConflictPublic:
     if row is None:
         raise ConflictNotFound(f"conflict {conflict_id} does not exist")
     return ConflictPublic.model_validate(row)
+
+
+def resolve(conflict_id: int, resolution: str) -> ConflictPublic:
+    """Settle a conflict through the engine (it writes the product); the settled conflict."""
+    with session_scope() as session:
+        get_conflict(session, conflict_id)  # a clear 404 before the engine is asked
+    resolve_conflict(conflict_id, resolution)  # type: ignore[arg-type]
+    with session_scope() as session:
+        return get_conflict(session, conflict_id)

@@ -11,28 +11,35 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
+import redis.asyncio as aioredis
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.core.errors import FieldErrors
+from api.core.errors import Conflict, FieldErrors
 from api.core.slugs import slugify
 from api.schemas.integration import (
     MASK,
     IntegrationCreate,
     IntegrationPublic,
+    IntegrationsPublic,
     IntegrationUpdate,
 )
+from api.schemas.sync import SyncLaunched
+from api.services import integration_health
 from tradeos_pipelines.core.integration import IntegrationNotFound
 from tradeos_pipelines.core.secrets import decrypt_json, encrypt_json, encrypt_text
+from tradeos_pipelines.launch import SyncLaunch, request_sync
+from tradeos_pipelines.storage.database import session_scope
 from tradeos_pipelines.storage.tables import Integration, IntegrationLog
 
 
-class IntegrationExists(ValueError):
+class IntegrationExists(Conflict):
     """The id is taken."""
 
 
-class IntegrationDisabled(RuntimeError):
+class IntegrationDisabled(Conflict):
     """The integration is switched off; it does not sync on request either."""
 
 
@@ -185,3 +192,34 @@ def delete_integration(session: Session, integration_id: str) -> None:
     session.execute(delete(IntegrationLog).where(IntegrationLog.integration_id == integration_id))
     session.delete(row)
     session.flush()
+
+
+def list_public(session: Session) -> IntegrationsPublic:
+    """Every integration as the API shows it (secrets masked)."""
+    rows = list_integrations(session)
+    return IntegrationsPublic(data=[to_public(r) for r in rows], count=len(rows))
+
+
+def create_public(session: Session, body: IntegrationCreate) -> IntegrationPublic:
+    """Create an integration; the answer shows its webhook secret this once."""
+    row, webhook_secret = create_integration(session, body)
+    return to_public(row, webhook_secret=webhook_secret)
+
+
+def _launch_manual(integration_id: str, entities: list[str], full: bool) -> SyncLaunch:
+    with session_scope() as session:
+        if not get_integration(session, integration_id).enabled:
+            raise IntegrationDisabled(
+                f"integration {integration_id!r} is disabled; enable it first"
+            )
+    return request_sync(integration_id, entities, full=full, source="manual")
+
+
+async def sync_now(
+    redis: aioredis.Redis, integration_id: str, entities: list[str], *, full: bool
+) -> SyncLaunched:
+    """ "Sync now": Dagster runs at once, or a queued request while Dagster is down."""
+    launched = await run_in_threadpool(_launch_manual, integration_id, entities, full)
+    if launched.request_id is not None:
+        await integration_health.forget(redis, integration_id)  # now shows it waiting
+    return SyncLaunched(run_ids=launched.run_ids, request_id=launched.request_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api.core.errors import NotFound
 from api.core.pagination import newest_first
 from api.schemas.sync import (
     IntegrationLogPublic,
@@ -14,13 +15,14 @@ from api.schemas.sync import (
     SyncLogsPublic,
     SyncRejectPublic,
 )
-from tradeos_pipelines.storage.tables import IntegrationLog, SyncLog, SyncReject
+from tradeos_pipelines.core.integration import IntegrationNotFound
+from tradeos_pipelines.storage.tables import Integration, IntegrationLog, SyncLog, SyncReject
 
 # Rejects shown with one sync; the rest stay in sync_rejects for SQL.
 REJECTS_SHOWN = 1000
 
 
-class SyncLogNotFound(LookupError):
+class SyncLogNotFound(NotFound):
     """No sync log has this id."""
 
 
@@ -89,6 +91,8 @@ def list_integration_logs(
     cursor: str | None,
 ) -> IntegrationLogsPublic:
     """Every HTTP attempt to one 1C, newest first; ``errors_only`` keeps failed attempts."""
+    if session.get(Integration, integration_id) is None:
+        raise IntegrationNotFound(f"integration {integration_id!r} does not exist")
     where = []
     if errors_only:
         where.append(

@@ -7,13 +7,18 @@ window (and bucket) where it started. Durations are of finished syncs only.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
+from fastapi.encoders import jsonable_encoder
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from api.core.deps import in_session
 from api.core.errors import FieldErrors
+from api.core.runtime import Runtime
 from tradeos_pipelines.core.vocabulary import ROW_COUNTERS
 
 MAX_WINDOW = timedelta(days=90)
@@ -196,3 +201,18 @@ def series(
         "totals": totals,
         "series": list(by_key.values()),
     }
+
+
+# Dashboards poll the same figures every few seconds: computed once per key and window.
+CACHE_SECONDS = 5
+
+
+async def cached(runtime: Runtime, key: str, compute: Callable[[Session], dict[str, Any]]) -> Any:
+    """``compute``'s JSON-ready answer, shared through Redis for :data:`CACHE_SECONDS`."""
+    full_key = f"{runtime.settings.redis_namespace}:stats-cache:{key}"
+    hit = await runtime.redis.get(full_key)
+    if hit:
+        return orjson.loads(hit)
+    answer = await in_session(lambda session: jsonable_encoder(compute(session)))
+    await runtime.redis.set(full_key, orjson.dumps(answer), ex=CACHE_SECONDS)
+    return answer

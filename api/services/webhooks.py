@@ -14,15 +14,23 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from api.core.errors import FieldErrors, validation_items
+from api.core.deps import in_session
+from api.core.errors import Conflict, FieldErrors, Unauthorized, validation_items
+from api.core.runtime import Runtime
+from api.schemas.sync import SyncLaunched
+from api.services import integration_health
 from tradeos_pipelines.core.vocabulary import Entity
+from tradeos_pipelines.launch import request_sync
+from tradeos_pipelines.sources.common.cache import invalidate
+from tradeos_pipelines.storage.integrations import load_integration
 
 SIGNATURE_HEADER = "X-TradeOS-Signature"
 
 
-class WebhookRejected(PermissionError):
+class WebhookRejected(Unauthorized):
     """Bad signature or stale timestamp: 401, nothing recorded."""
 
 
@@ -99,3 +107,38 @@ def replay_key(namespace: str, integration_id: str, signature: str) -> str:
     """Redis key remembering an accepted body (by its signature) for the skew window."""
     digest = signature.partition("=")[2].strip().lower()
     return f"{namespace}:webhook-seen:{integration_id}:{digest}"
+
+
+async def receive(
+    runtime: Runtime, integration_id: str, body: bytes, signature: str | None
+) -> SyncLaunched:
+    """Check a notification (signature, freshness, replay) and queue the sync it asks for.
+
+    Raises :class:`WebhookRejected` (401), :class:`~api.core.errors.Conflict` (409: disabled
+    or replayed) or ``IntegrationNotFound`` (404); nothing is queued then.
+    """
+    settings = runtime.settings
+    config = await in_session(lambda session: load_integration(session, integration_id))
+    if not config.webhook_secret:
+        raise WebhookRejected("this integration has no webhook secret; set one with PATCH")
+    verify_signature(config.webhook_secret, body, signature)
+    notification = parse_notification(
+        body, max_skew_seconds=settings.webhook_max_skew_seconds, now=datetime.now(UTC)
+    )
+    if not config.enabled:
+        raise Conflict(f"integration {integration_id!r} is disabled")
+    # A body is accepted once: the same signed body again within the window is a replay.
+    seen = replay_key(settings.redis_namespace, integration_id, signature or "")
+    if not await runtime.redis.set(seen, 1, nx=True, ex=2 * settings.webhook_max_skew_seconds):
+        raise Conflict("this notification was already received")
+    try:
+        launched = await run_in_threadpool(
+            request_sync, integration_id, list(notification.entities), full=False, source="webhook"
+        )
+    except Exception:
+        await runtime.redis.delete(seen)  # not taken: let 1C retry the same body
+        raise
+    for entity in notification.entities:
+        await invalidate(runtime.redis, integration_id, entity, namespace=settings.redis_namespace)
+    await integration_health.forget(runtime.redis, integration_id)  # now shows it waiting
+    return SyncLaunched(run_ids=launched.run_ids, request_id=launched.request_id)

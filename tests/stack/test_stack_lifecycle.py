@@ -63,7 +63,7 @@ def test_stack_starts_answers_and_stops_without_orphans(start_dev_stack) -> None
         "dagster-webserver",
         "dagster-daemon",
         "-m api",
-        "onec.emulator",
+        "emulators.http_service",
         "postgres",
         "redis-server",
     ):

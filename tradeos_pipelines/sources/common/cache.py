@@ -16,11 +16,13 @@ import logging
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from tradeos_pipelines.core import vocabulary
 from tradeos_pipelines.core.settings import get_settings
 
 log = logging.getLogger(__name__)
 
-ENTITIES = ("health", "nomenclature", "stock", "orders")
+# What the client caches: health, and the three entities it reads.
+ENTITIES = ("health", *vocabulary.ENTITIES)
 
 
 def _prefix(integration_id: str, entity: str, namespace: str | None) -> str:

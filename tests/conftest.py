@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 import redis
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
@@ -36,6 +37,12 @@ pytest_plugins = [
     for name in ("tests.fixtures.emulator", "tests.fixtures.dagster")
     if importlib.util.find_spec(name) is not None
 ]
+
+# Hypothesis: no per-example deadline in CI (a loaded 2-core runner makes a slow example a
+# flaky failure, not a finding); HYPOTHESIS_PROFILE=dev keeps the library default locally.
+hypothesis_settings.register_profile("ci", deadline=None, print_blob=True)
+hypothesis_settings.register_profile("dev", deadline=200)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 ADMIN_TOKEN = "test-admin-token-" + secrets.token_hex(16)
 SECRET_KEY = new_secret_key()
@@ -186,6 +193,9 @@ def make_integration(db: str) -> Callable[..., str]:
             auth_type, credentials = "basic", {"username": username, "password": password or ""}
         else:
             auth_type, credentials = "api_key", {"api_key": api_key}
+        # A 1C the test takes down fails within ~2 s, as a real outage would after 120 s;
+        # tests of the retry budget give their own.
+        fields.setdefault("retry_budget_seconds", 2)
         row = Integration(
             id=integration_id,
             name=fields.pop("name", integration_id),

@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
+from tests.conftest import SESSION_TAG
 from tradeos_pipelines.core.secrets import (
     SecretDecryptError,
     decrypt_json,
@@ -84,7 +85,8 @@ def test_credentials_round_trip_and_wrong_key_is_clear():
 
 def test_migrations_upgrade_downgrade_upgrade_on_empty_database(server_urls):
     admin_url = server_urls[0]
-    name = "tradeos_migrations_check"
+    # A name of this session's own: parallel sessions on one server must not drop each other's.
+    name = f"tradeos_migrations_{SESSION_TAG}"
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse
 
 from tradeos_pipelines.core.integration import IntegrationNotFound
 from tradeos_pipelines.core.vocabulary import UnknownEntity
+from tradeos_pipelines.engine.restore import ProductNotFound, RestoreRefused, UnknownVersion
 from tradeos_pipelines.engine.result import ConflictNotFound, ConflictNotOpen, VersionNotFound
 from tradeos_pipelines.launch import LaunchError
 
@@ -104,8 +105,11 @@ STATUS_OF: tuple[tuple[type[Exception], int], ...] = (
     (IntegrationNotFound, status.HTTP_404_NOT_FOUND),
     (ConflictNotFound, status.HTTP_404_NOT_FOUND),
     (VersionNotFound, status.HTTP_404_NOT_FOUND),
+    (ProductNotFound, status.HTTP_404_NOT_FOUND),
+    (UnknownVersion, status.HTTP_404_NOT_FOUND),
     (Conflict, status.HTTP_409_CONFLICT),
     (ConflictNotOpen, status.HTTP_409_CONFLICT),
+    (RestoreRefused, status.HTTP_409_CONFLICT),
     (Unauthorized, status.HTTP_401_UNAUTHORIZED),
     (UnknownEntity, status.HTTP_422_UNPROCESSABLE_CONTENT),
     # Dagster answered but refused to start the run: the gateway's fault, not the caller's.

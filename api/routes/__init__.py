@@ -11,6 +11,7 @@ from api.routes import (
     health,
     history,
     integrations,
+    rejects,
     stats,
     sync_logs,
     webhooks,
@@ -20,6 +21,6 @@ api_router = APIRouter()
 api_router.include_router(health.router)
 
 protected = APIRouter(dependencies=[Depends(require_token)])
-for module in (integrations, sync_logs, stats, conflicts, webhooks, alerts, history):
+for module in (integrations, rejects, sync_logs, stats, conflicts, webhooks, alerts, history):
     protected.include_router(module.router)
 api_router.include_router(protected)

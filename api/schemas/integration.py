@@ -70,6 +70,11 @@ class IntegrationCreate(_IntegrationFields):
     cache_ttl_seconds: Annotated[int, Field(ge=0, le=86_400)] = 300
     page_size: Annotated[int, Field(ge=1, le=1000)] = 1000
     timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 30.0
+    retry_budget_seconds: Annotated[float, Field(ge=0, le=3600)] = Field(
+        120.0,
+        description="How long one call to 1C keeps retrying through 5xx, 429 and dropped "
+        "connections (0: one attempt).",
+    )
 
 
 class IntegrationUpdate(_IntegrationFields):
@@ -88,6 +93,7 @@ class IntegrationUpdate(_IntegrationFields):
     cache_ttl_seconds: Annotated[int, Field(ge=0, le=86_400)] | None = None
     page_size: Annotated[int, Field(ge=1, le=1000)] | None = None
     timeout_seconds: Annotated[float, Field(gt=0, le=600)] | None = None
+    retry_budget_seconds: Annotated[float, Field(ge=0, le=3600)] | None = None
 
 
 class IntegrationPublic(BaseModel):
@@ -110,6 +116,7 @@ class IntegrationPublic(BaseModel):
     cache_ttl_seconds: int
     page_size: int
     timeout_seconds: float
+    retry_budget_seconds: float
     created_at: datetime
     updated_at: datetime
 

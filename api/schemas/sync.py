@@ -95,6 +95,11 @@ class EntityHealth(BaseModel):
     last_sync: SyncLogPublic | None
     last_success_at: datetime | None
     error_streak: int
+    open_rejects: int = Field(
+        default=0,
+        description="Rows 1C sent that were not taken and not fixed since "
+        "(GET /integrations/{id}/rejects lists them)",
+    )
     waiting: bool = Field(
         default=False,
         description="A sync request (webhook, or 'sync now' while Dagster was unreachable) "

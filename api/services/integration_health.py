@@ -1,5 +1,5 @@
-"""Operating status of one integration: last sync per entity, circuit, error streak, and the
-entities whose sync request still waits for the Dagster daemon.
+"""Operating status of one integration: last sync per entity, circuit, error streak, open
+rejects per entity, and the entities whose sync request still waits for the Dagster daemon.
 
 Computed from ``sync_logs`` and the 1C client's circuit breaker, then cached in Redis for
 ``health_cache_ttl_seconds`` so dashboards polling many integrations stay cheap.
@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from api.schemas.sync import EntityHealth, IntegrationHealth
 from api.services.logs import sync_log_public
+from api.services.rejects import open_reject_counts
 from tradeos_pipelines.core.integration import IntegrationNotFound
 from tradeos_pipelines.core.settings import get_settings
 from tradeos_pipelines.launch import waiting_entities
@@ -62,6 +63,14 @@ def _from_database(integration_id: str) -> tuple[bool, dict[str, EntityHealth], 
                 streak_open[row.entity] = False
             if row.status in ("success", "partial") and entry.last_success_at is None:
                 entry.last_success_at = row.finished_at
+        # Rows to fix in 1C, per entity (a partial sync alone does not say whether they still are).
+        for entity, count in open_reject_counts(session, integration_id).items():
+            entry = entities.get(entity)
+            if entry is None:
+                entry = entities[entity] = EntityHealth(
+                    last_sync=None, last_success_at=None, error_streak=0
+                )
+            entry.open_rejects = count
         # A request still waiting for the daemon: shown after a reload of the dashboard too.
         for entity in waiting_entities(session, integration_id):
             entry = entities.get(entity)

@@ -67,6 +67,7 @@ def to_public(row: Integration, *, webhook_secret: str | None = None) -> Integra
         cache_ttl_seconds=row.cache_ttl_seconds,
         page_size=row.page_size,
         timeout_seconds=float(row.timeout_seconds),
+        retry_budget_seconds=float(row.retry_budget_seconds),
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
@@ -124,6 +125,7 @@ def create_integration(session: Session, body: IntegrationCreate) -> tuple[Integ
         cache_ttl_seconds=body.cache_ttl_seconds,
         page_size=body.page_size,
         timeout_seconds=body.timeout_seconds,
+        retry_budget_seconds=body.retry_budget_seconds,
     )
     session.add(row)
     try:
@@ -144,6 +146,7 @@ _PLAIN_FIELDS = (
     "cache_ttl_seconds",
     "page_size",
     "timeout_seconds",
+    "retry_budget_seconds",
 )
 
 

@@ -12,6 +12,7 @@ from tradeos_pipelines.core.settings import get_settings
 from tradeos_pipelines.engine.source import connect
 from tradeos_pipelines.sources.common.cache import invalidate
 from tradeos_pipelines.sources.common.errors import OneCError
+from tradeos_pipelines.sources.common.transport import RetryPolicy
 
 
 def _without_secrets(message: str, config: IntegrationConfig) -> str:
@@ -29,7 +30,8 @@ async def test_connection(config: IntegrationConfig, redis: aioredis.Redis) -> C
     await invalidate(redis, config.id, "health", namespace=get_settings().redis_namespace)
     started = time.perf_counter()
     try:
-        async with connect(config, redis=redis) as client:
+        # Someone waits on the answer: a few quick attempts, not a sync's retry budget.
+        async with connect(config, redis=redis, retry=RetryPolicy.interactive()) as client:
             health = await client.health()
     except OneCError as exc:
         return ConnectionTest(

@@ -138,6 +138,17 @@ class WsClient:
             if message.get("type") == kind:
                 return message
 
+    def until(self, kind: str, timeout: float = 5.0) -> list[dict[str, Any]]:
+        """Every message (heartbeats excepted) up to and including the next one of ``kind``,
+        so a test can check that nothing else came first."""
+        got: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        while not got or got[-1].get("type") != kind:
+            message = self.recv(max(0.05, deadline - time.monotonic()))
+            if message.get("type") != "heartbeat":
+                got.append(message)
+        return got
+
     def events(self, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
         """The next ``count`` events (messages with an ``id``), skipping control messages."""
         got: list[dict[str, Any]] = []

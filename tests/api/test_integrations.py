@@ -90,6 +90,8 @@ def test_duplicate_id_is_409(api):
         ({"page_size": 0}, "page_size"),
         ({"page_size": 1001}, "page_size"),
         ({"timeout_seconds": 0}, "timeout_seconds"),
+        ({"retry_budget_seconds": -1}, "retry_budget_seconds"),
+        ({"retry_budget_seconds": 3601}, "retry_budget_seconds"),
         ({"id": "Bad_Slug"}, "id"),
         ({"name": "!!!"}, "id"),
         ({"unknown_field": 1}, "unknown_field"),
@@ -135,6 +137,15 @@ def test_patch_changes_fields_and_credentials(api, session):
     )
     assert api.patch("/integrations/main-1c", json={"page_size": None}).status_code == 422
     assert api.patch("/integrations/nope", json={"name": "x"}).status_code == 404
+
+
+def test_retry_budget_is_stored_and_reaches_the_1c_client(api, session):
+    created = _create(api, id="main-1c")
+    assert created.json()["retry_budget_seconds"] == 120.0  # the default rides out a restart
+    patched = api.patch("/integrations/main-1c", json={"retry_budget_seconds": 300})
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["retry_budget_seconds"] == 300.0
+    assert load_integration(session, "main-1c").retry_budget_seconds == 300.0
 
 
 def test_enable_disable(api):

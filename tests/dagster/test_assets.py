@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+import pytest
 from dagster import (
     AssetCheckEvaluation,
     DagsterInstance,
@@ -13,7 +14,7 @@ from dagster import (
 )
 from sqlalchemy import func, select
 
-from tradeos_pipelines.core.settings import today_in_schedule_timezone
+from tradeos_pipelines.core.settings import get_settings, today_in_schedule_timezone
 from tradeos_pipelines.core.vocabulary import run_tags
 from tradeos_pipelines.defs.assets import (
     onec_order_export,
@@ -147,8 +148,17 @@ def test_orders_partition_exports_the_day_and_reads_statuses(
     assert str(refused.id) in stuck.metadata["examples"].value[0]
 
 
+@pytest.fixture
+def no_run_retries(monkeypatch):
+    """Each failed run is one in the streak (run retries: tests/dagster/test_run_retries.py)."""
+    monkeypatch.setenv("TRADEOS_RUN_RETRIES", "0")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
 def test_failing_runs_raise_an_alert_after_the_streak(
-    instance, tradeos, redis_client, partitions, make_integration
+    instance, tradeos, redis_client, partitions, make_integration, no_run_retries
 ) -> None:
     dead = f"http://127.0.0.1:{find_free_port()}/trade"
     make_integration("dead-1c", base_url=dead)

@@ -185,6 +185,42 @@ def test_change_sensor_requests_only_what_changed(
     ]
 
 
+def test_change_sensor_sees_a_change_made_after_a_failed_run(
+    instance, tradeos, session, partitions, make_integration, emulator
+) -> None:
+    make_integration("main-1c", base_url=emulator.base_url)
+    partitions("main-1c")
+    set_watermarks(session, "main-1c", PAST_EVERYTHING)
+    emulator.control.change_items(2)
+    first = onec_change_sensor(context(instance, tradeos, name="onec_changes"))
+    assert [r.job_name for r in first.run_requests] == ["nomenclature_sync"]
+    # Its run failed: the watermark did not move.
+    tags = {**first.run_requests[0].tags, RUN_KEY_TAG: first.run_requests[0].run_key}
+    create_run_for_test(
+        instance, job_name="nomenclature_sync", tags=tags, status=DagsterRunStatus.FAILURE
+    )
+
+    # The same change is not requested again at the next tick …
+    again = onec_change_sensor(context(instance, tradeos, cursor=first.cursor))
+    assert again.run_requests == []
+    assert again.skip_reason.skip_message == "no changes in 1C since the watermarks"
+
+    # … but a change made in 1C after the failed run is, at once.
+    emulator.control.change_items(1)
+    new_change = onec_change_sensor(context(instance, tradeos, cursor=again.cursor))
+    assert [(r.job_name, r.partition_key) for r in new_change.run_requests] == [
+        ("nomenclature_sync", "main-1c")
+    ]
+    cursor = json.loads(new_change.cursor)["main-1c"]["nomenclature"]
+    assert cursor["watermark"] == PAST_EVERYTHING.isoformat()
+    assert (
+        cursor["requested_at"] > json.loads(first.cursor)["main-1c"]["nomenclature"]["requested_at"]
+    )
+    # And it is not re-requested in a loop either.
+    after = onec_change_sensor(context(instance, tradeos, cursor=new_change.cursor))
+    assert after.run_requests == []
+
+
 def test_change_sensor_skips_a_1c_that_is_down(
     instance, tradeos, session, partitions, make_integration, emulator
 ) -> None:

@@ -332,13 +332,22 @@ def test_status_follows_sync_events_live(
     add_sync_log(
         "main-1c", "stock", status="failed", started_at=started, seconds=2, error="HTTP 503 от 1С"
     )
-    bus.publish(
-        "sync_updates", "sync.failed", {**event, "entity": "stock", "error": "HTTP 503 от 1С"}
-    )
+    # The end of a sync makes the dashboard re-read the REST snapshot (GET …/health).
+    with page.expect_response(
+        lambda r: r.url.endswith("/api/v1/integrations/main-1c/health")
+    ) as reread:
+        bus.publish(
+            "sync_updates", "sync.failed", {**event, "entity": "stock", "error": "HTTP 503 от 1С"}
+        )
     expect(main.locator(".badge")).to_have_text("Ошибка")
     expect(main.locator(".problem")).to_have_text("Остатки: HTTP 503 от 1С")
     expect(page.locator("#ops-body tr.failed")).to_have_count(1)
-    # The REST snapshot re-read after the event agrees with it.
+    # The re-read snapshot agrees with the event: the failed log row makes it "failing".
+    snapshot = reread.value.json()
+    assert (snapshot["status"], snapshot["entities"]["stock"]["last_sync"]["status"]) == (
+        "failing",
+        "failed",
+    )
     expect(main.locator(".badge")).to_have_text("Ошибка")
     assert page.evaluate("window.__notReloaded") is True
     assert browser_page.errors == []

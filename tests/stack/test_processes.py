@@ -66,7 +66,8 @@ def test_stop_escalates_and_reaches_escaped_grandchildren(tmp_path: Path) -> Non
     report = run_supervisor(SUPERVISOR, tmp_path)
     assert len(report["tree"]) >= 4  # bash, two sleeps under it, the polite sleep
     assert report["killed"] == ["stubborn"]
-    assert 1.0 <= report["elapsed"] < 4
+    # At least the 1 s grace before escalating; a generous upper limit for a loaded machine.
+    assert 1.0 <= report["elapsed"] < 20
     assert report["left"] == []
     alive = []
     for pid in report["tree"]:

@@ -27,6 +27,8 @@ class IntegrationConfig:
     cache_ttl_seconds: int
     page_size: int
     timeout_seconds: float
+    # How long one call to 1C keeps retrying through 5xx, 429 and dropped connections.
+    retry_budget_seconds: float = 120.0
     api_key: str | None = field(default=None, repr=False)
     username: str | None = field(default=None, repr=False)
     password: str | None = field(default=None, repr=False)

@@ -73,8 +73,16 @@ class Settings(BaseSettings):
     # 1C stamps a transaction with its start time, so a resumed read goes back this far.
     overlap_seconds: int = Field(300, ge=0)
     reject_ratio: float = Field(0.05, ge=0, le=1)
+    # The reject ratio judges only a read of at least this many rows: one bad row among the
+    # three 1C changed is a poison row to set aside, not a sign that 1C sends garbage.
+    reject_min_rows: int = Field(20, ge=0)
     event_stream_maxlen: int = Field(10_000, ge=100)
     breaker_failure_threshold: int = Field(5, ge=1)
+    # A run that failed on a transient error (1C unavailable past the retry budget, circuit
+    # open, PostgreSQL gone) is tried again this many times, waiting
+    # run_retry_delay_seconds · 2ⁿ (or until the open circuit lets a probe through).
+    run_retries: int = Field(3, ge=0, le=20)
+    run_retry_delay_seconds: float = Field(60.0, ge=0)
     breaker_cooldown_seconds: float = Field(30.0, gt=0)
     health_cache_ttl_seconds: int = Field(15, ge=1)
     webhook_max_skew_seconds: int = Field(300, ge=1)

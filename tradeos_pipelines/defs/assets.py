@@ -21,7 +21,6 @@ from dagster import (
     AssetExecutionContext,
     AssetSpec,
     Config,
-    Failure,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -34,6 +33,7 @@ from tradeos_pipelines.defs.partitions import (
     orders_partitions_def,
 )
 from tradeos_pipelines.defs.resources import TradeOSResource
+from tradeos_pipelines.defs.retries import retry_or_fail
 from tradeos_pipelines.engine import (
     SyncFailed,
     SyncResult,
@@ -134,7 +134,8 @@ def _run_sync(
             )
         except SyncFailed as exc:
             # sync_logs already says "failed" with the reason; the UI shows the same sentence.
-            raise Failure(description=f"{what} sync of {integration_id!r} failed: {exc}") from exc
+            # A transient failure (1C down past its retry budget, circuit open) is retried.
+            retry_or_fail(context, f"{what} sync of {integration_id!r} failed: {exc}", exc)
     return _report(result)
 
 

@@ -311,7 +311,9 @@ def _apply(cur: Cursor, sync: SyncRun) -> None:
     counts.unchanged = by_action.get("unchanged", 0)
     counts.deleted = by_action.get("deactivated", 0)
     counts.updated = by_action.get("updated", 0) + by_action.get("reactivated", 0)
-    cur.execute("SELECT max(modified_at) FROM stg_nomenclature WHERE reject_reason IS NULL")
+    # Rejected rows move the watermark too: a bad row is in sync_rejects, and re-reading it
+    # on every incremental would keep the integration "changed" forever.
+    cur.execute("SELECT max(modified_at) FROM stg_nomenclature")
     save_state(cur, sync, cur.fetchone()[0])
 
 

@@ -308,7 +308,9 @@ def _apply_statuses(cur: Cursor, sync: SyncRun) -> None:
     cur.execute(_UPDATE_SQL, params)
     sync.counts.updated = cur.rowcount
     sync.counts.unchanged = matched - cur.rowcount
-    cur.execute("SELECT max(modified_at) FROM stg_orders WHERE reject_reason IS NULL")
+    # Rejected rows move the watermark too: a bad row is in sync_rejects, and re-reading it
+    # on every incremental would keep the integration "changed" forever.
+    cur.execute("SELECT max(modified_at) FROM stg_orders")
     save_state(cur, sync, cur.fetchone()[0])
 
 

@@ -1,8 +1,9 @@
 """The read-then-commit sequence every 1C → TradeOS entity sync follows.
 
 Pages stream from 1C into the entity's TEMP staging table; one SQL statement types them and
-sets bad rows aside as rejects; above the reject ratio nothing is written; otherwise the
-entity's writes, watermark and log commit in one transaction, events go out after it, and the
+sets bad rows aside as rejects; above the reject ratio (in a read large enough to judge)
+nothing is written; otherwise the entity's writes, watermark, log and the resolution of
+earlier rejects its good rows supersede commit in one transaction, events go out after it, and the
 client's cache for the entity is dropped. Each entity supplies only what differs.
 """
 
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from tradeos_pipelines.engine.rejects import resolve_rejects
 from tradeos_pipelines.engine.rows import move_rejects
 from tradeos_pipelines.engine.runner import Cursor, SyncRun, check_reject_ratio, commit, stage_pages
 from tradeos_pipelines.engine.source import invalidate_cache, onec_client
@@ -57,6 +59,12 @@ async def read_and_commit(
         cur.execute(staging.typed_sql, typed_params)
         move_rejects(cur, sync, staging.typed_table, staging.reject_id, staging.reject_payload)
     check_reject_ratio(sync)
-    commit(sync, lambda cur: apply(cur, sync))
+
+    def apply_and_resolve(cur: Cursor) -> None:
+        apply(cur, sync)
+        # A good version of a row rejected earlier closes that reject, with the data.
+        resolve_rejects(cur, sync, staging.typed_table, staging.reject_id)
+
+    commit(sync, apply_and_resolve)
     sync.after_commit.append(lambda: announce(sync))
     await invalidate_cache(sync)

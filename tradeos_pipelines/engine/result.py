@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from tradeos_pipelines.core.vocabulary import RowCounts
 
@@ -23,12 +24,27 @@ class SyncResult(RowCounts):
 
 
 class SyncFailed(RuntimeError):
-    """The sync did not commit; its ``sync_logs`` row (``sync_log_id``) says failed and why."""
+    """The sync did not commit; its ``sync_logs`` row (``sync_log_id``) says failed and why.
 
-    def __init__(self, sync_log_id: int, reason: str) -> None:
+    ``transient`` is true when trying again later may succeed (1C unavailable past the retry
+    budget, its circuit open, PostgreSQL gone); ``retry_at`` is when an open circuit lets a
+    probe through. A 401, 404, a protocol error or too many rejected rows are not transient:
+    repeating the run would fail the same way until someone fixes 1C or the integration.
+    """
+
+    def __init__(
+        self,
+        sync_log_id: int,
+        reason: str,
+        *,
+        transient: bool = False,
+        retry_at: datetime | None = None,
+    ) -> None:
         super().__init__(f"sync {sync_log_id} failed: {reason}")
         self.sync_log_id = sync_log_id
         self.reason = reason
+        self.transient = transient
+        self.retry_at = retry_at
 
 
 class ConflictNotFound(LookupError):

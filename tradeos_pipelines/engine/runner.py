@@ -27,7 +27,9 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 import psycopg2
@@ -49,8 +51,13 @@ from tradeos_pipelines.engine.log import FINISH_SQL, fail_log, refused_log, star
 from tradeos_pipelines.engine.result import SyncFailed, SyncResult
 from tradeos_pipelines.engine.watermark import SAVE_STATE_SQL
 from tradeos_pipelines.event_bus import EventPublisher, RedisEventBus
-from tradeos_pipelines.sources.common.errors import OneCError
+from tradeos_pipelines.sources.common.errors import (
+    CircuitOpenError,
+    OneCError,
+    OneCUnavailable,
+)
 from tradeos_pipelines.sources.common.rows import Page
+from tradeos_pipelines.sources.common.values import parse_local_datetime
 from tradeos_pipelines.storage.database import get_engine, session_scope
 from tradeos_pipelines.storage.integrations import load_integration
 
@@ -82,6 +89,9 @@ class SyncRun:
     onec_total: int | None = None
     # Data events, run in order once the final transaction has committed.
     after_commit: list[Callable[[], None]] = field(default_factory=list)
+    # The newest 1C modified_at among rows the parser rejected (they never reach staging):
+    # the watermark moves past them too, or every incremental would read them again.
+    rejected_up_to: datetime | None = None
 
     @property
     def integration_id(self) -> str:
@@ -148,7 +158,12 @@ def run_entity_sync(
                     log.error("could not mark sync_logs %s failed: %s", log_id, log_exc)
                 publish(bus, "sync_updates", "sync.failed", {**sync.event_data(), "error": reason})
                 if isinstance(exc, Exception):
-                    raise SyncFailed(log_id, reason) from exc
+                    raise SyncFailed(
+                        log_id,
+                        reason,
+                        transient=is_transient(exc),
+                        retry_at=exc.retry_at if isinstance(exc, CircuitOpenError) else None,
+                    ) from exc
                 raise
             for announce in sync.after_commit:  # the connection is still open for their reads
                 announce()
@@ -178,6 +193,16 @@ def run_entity_sync(
         },
     )
     return result
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for a failure that a later run may not meet: 1C unavailable through the whole
+    retry budget, its circuit open, or the PostgreSQL connection lost. Never for an auth,
+    404, validation or protocol error, nor for an aborted sync (too many rejected rows)."""
+    return isinstance(
+        exc,
+        OneCUnavailable | CircuitOpenError | psycopg2.OperationalError | psycopg2.InterfaceError,
+    )
 
 
 def describe_failure(exc: BaseException) -> str:
@@ -224,9 +249,23 @@ def _stage_page(sync: SyncRun, page: Page[Any], stage: Callable[[Page[Any]], Non
             sync.log_id,
             ((row.onec_id, row.reason, row.payload) for row in page.rejected),
         )
+    for row in page.rejected:
+        moment = _modified_at(row.payload, sync.integration.timezone)
+        if moment is not None and (sync.rejected_up_to is None or moment > sync.rejected_up_to):
+            sync.rejected_up_to = moment
     sync.counts.fetched += len(page.items) + len(page.rejected)
     sync.counts.rejected += len(page.rejected)
     sync.publish_progress()
+
+
+def _modified_at(payload: Any, timezone: str) -> datetime | None:
+    """1C's ``modified_at`` of a rejected row, if it has a readable one."""
+    if not isinstance(payload, dict):
+        return None
+    try:
+        return parse_local_datetime(payload.get("modified_at"), ZoneInfo(timezone))
+    except ValueError:
+        return None
 
 
 def write_rejects(
@@ -247,8 +286,15 @@ def write_rejects(
 
 
 def check_reject_ratio(sync: SyncRun) -> None:
-    """Fail the sync, before anything is written, when too many rows were rejected."""
+    """Fail the sync, before anything is written, when too many rows were rejected.
+
+    Only a read of at least ``settings.reject_min_rows`` rows is judged: in a smaller one (an
+    incremental read of the few rows 1C changed) a bad row is set aside in ``sync_rejects``
+    and the rest commits, so one poison row never stalls an integration.
+    """
     counts, limit = sync.counts, sync.settings.reject_ratio
+    if counts.fetched < sync.settings.reject_min_rows:
+        return
     if counts.fetched and counts.rejected / counts.fetched > limit:
         raise SyncAborted(
             f"{counts.rejected} of {counts.fetched} rows rejected "
@@ -292,7 +338,13 @@ def commit(sync: SyncRun, apply: Callable[[Cursor], None]) -> None:
 
 
 def save_state(cur: Cursor, sync: SyncRun, watermark: Any) -> None:
-    """Move the watermark (inside the final transaction, with the data it covers)."""
+    """Move the watermark (inside the final transaction, with the data it covers).
+
+    It also moves past the rows the parser rejected: they are in ``sync_rejects``, and a good
+    version of one comes with a newer ``modified_at`` anyway.
+    """
+    if sync.rejected_up_to is not None and (watermark is None or sync.rejected_up_to > watermark):
+        watermark = sync.rejected_up_to
     cur.execute(
         SAVE_STATE_SQL,
         {

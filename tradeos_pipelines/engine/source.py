@@ -7,21 +7,29 @@ to the event bus and the request log the caller keeps.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from tradeos_pipelines.core.integration import IntegrationConfig
 from tradeos_pipelines.event_bus import AsyncRedisEventBus
 from tradeos_pipelines.sources.common.cache import invalidate
 from tradeos_pipelines.sources.common.ports import RequestLog
+from tradeos_pipelines.sources.common.transport import RetryPolicy
 from tradeos_pipelines.sources.http_service.client import OneCClient
 from tradeos_pipelines.storage.request_log import IntegrationLogWriter
 
 if TYPE_CHECKING:
     from tradeos_pipelines.engine.runner import SyncRun
+
+log = logging.getLogger(__name__)
+
+# The breaker and the cache give up on a Redis that does not answer within this long.
+REDIS_TIMEOUT_S = 5.0
 
 # The client caches answers per 1C entity; an export changes what GET /orders answers.
 _CACHED_ENTITY = {"order_export": "orders"}
@@ -33,21 +41,28 @@ def connect(
     redis: aioredis.Redis,
     request_log: RequestLog | None = None,
     run_id: str | None = None,
+    retry: RetryPolicy | None = None,
 ) -> OneCClient:
-    """A client of the integration's 1C; breaker state changes go to the event bus."""
+    """A client of the integration's 1C; breaker state changes go to the event bus.
+
+    Calls retry for the integration's ``retry_budget_seconds`` (a sync rides out a 1C
+    restart); a caller someone waits on passes ``RetryPolicy.interactive()``.
+    """
+    options = {"retry": retry} if retry is not None else {}
     return OneCClient.from_config(
         integration,
         redis=redis,
         request_log=request_log,
         publisher=AsyncRedisEventBus(redis),
         run_id=run_id,
+        **options,
     )
 
 
 @asynccontextmanager
 async def onec_client(sync: SyncRun) -> AsyncIterator[OneCClient]:
     """The integration's 1C client (shared breaker, every attempt logged under the run id)."""
-    redis = aioredis.from_url(sync.settings.require_redis_url())
+    redis = _redis(sync)
     request_log = IntegrationLogWriter(sync.database_url)
     try:
         async with connect(
@@ -60,9 +75,26 @@ async def onec_client(sync: SyncRun) -> AsyncIterator[OneCClient]:
 
 
 async def invalidate_cache(sync: SyncRun) -> None:
-    """Drop the client's cached answers for the entity just committed."""
-    redis = aioredis.from_url(sync.settings.require_redis_url())
+    """Drop the client's cached answers for the entity just committed (without Redis they
+    expire with their TTL; the data is committed either way)."""
+    redis = _redis(sync)
     try:
         await invalidate(redis, sync.integration_id, _CACHED_ENTITY.get(sync.entity, sync.entity))
+    except (RedisError, OSError) as exc:
+        log.warning(
+            "could not drop the 1C cache of %s %s (Redis: %s); it expires with its TTL",
+            sync.integration_id,
+            sync.entity,
+            type(exc).__name__,
+        )
     finally:
         await redis.aclose()
+
+
+def _redis(sync: SyncRun) -> aioredis.Redis:
+    # Timeouts: a Redis that hangs (not only one that refuses) must not hang the sync.
+    return aioredis.from_url(
+        sync.settings.require_redis_url(),
+        socket_timeout=REDIS_TIMEOUT_S,
+        socket_connect_timeout=REDIS_TIMEOUT_S,
+    )

@@ -185,7 +185,9 @@ def _apply(cur: Cursor, sync: SyncRun) -> None:
     sync.counts.created = by_action.get("created", 0)
     sync.counts.updated = by_action.get("updated", 0)
     sync.counts.unchanged = by_action.get("unchanged", 0)
-    cur.execute("SELECT max(modified_at) FROM stg_stock WHERE reject_reason IS NULL")
+    # Rejected rows move the watermark too: a bad row is in sync_rejects, and re-reading it
+    # on every incremental would keep the integration "changed" forever.
+    cur.execute("SELECT max(modified_at) FROM stg_stock")
     save_state(cur, sync, cur.fetchone()[0])
 
 

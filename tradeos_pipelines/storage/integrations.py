@@ -30,6 +30,7 @@ def to_config(row: Integration) -> IntegrationConfig:
         cache_ttl_seconds=row.cache_ttl_seconds,
         page_size=row.page_size,
         timeout_seconds=float(timeout) if isinstance(timeout, Decimal) else timeout,
+        retry_budget_seconds=float(row.retry_budget_seconds),
         api_key=credentials.get("api_key"),
         username=credentials.get("username"),
         password=credentials.get("password"),

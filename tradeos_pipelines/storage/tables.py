@@ -87,6 +87,10 @@ class Integration(Base):
     timeout_seconds: Mapped[float] = mapped_column(
         Numeric(8, 2), nullable=False, server_default="30"
     )
+    # Per call to 1C: how long attempts are retried through 5xx/429/connection errors.
+    retry_budget_seconds: Mapped[float] = mapped_column(
+        Numeric(8, 2), nullable=False, server_default="120"
+    )
     created_at: Mapped[datetime] = _now_column()
     updated_at: Mapped[datetime] = _now_column()
 
@@ -365,6 +369,9 @@ class SyncReject(Base):
     """A row 1C sent that could not be taken, with the reason and what 1C sent."""
 
     __tablename__ = "sync_rejects"
+    __table_args__ = (
+        Index("ix_sync_rejects_open", "onec_id", postgresql_where=text("resolved_at IS NULL")),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     sync_log_id: Mapped[int] = mapped_column(
@@ -374,6 +381,10 @@ class SyncReject(Base):
     reason: Mapped[str] = mapped_column(Text, nullable=False)
     payload: Mapped[Any] = mapped_column(JSONB, nullable=True)
     created_at: Mapped[datetime] = _now_column()
+    # Set when a later sync committed a good version of the row (or a full pass no longer
+    # rejected it); open rejects are the ones someone has to fix in 1C.
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resolved_by_sync_log_id: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class SyncRequest(Base):

@@ -8,7 +8,7 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -38,6 +38,7 @@ from tradeos_pipelines.defs.runs import partition_key_for
 from tradeos_pipelines.defs.schedules import integrations_with_catalogue
 from tradeos_pipelines.defs.sensors.lanes import IN_FLIGHT, known_partitions, lane_runs
 from tradeos_pipelines.engine.source import connect
+from tradeos_pipelines.sources.common.transport import RetryPolicy
 from tradeos_pipelines.storage.integrations import to_config
 from tradeos_pipelines.storage.request_log import IntegrationLogWriter
 from tradeos_pipelines.storage.tables import Integration, Order, SyncState
@@ -48,6 +49,10 @@ CHANGES_SENSOR = "onec_changes"
 # A change that was requested but did not move the watermark (the run failed) is asked again
 # after this long, not on every tick: repeated failures go to the alert sensor instead.
 CHANGE_RETRY_AFTER_S = 600
+# Meanwhile 1C is asked only for rows changed after that request, so a change made after a
+# failed run is still seen at the next tick. Allowing for 1C's clock running behind ours would
+# re-request the same run once; a change it misses is asked again after CHANGE_RETRY_AFTER_S.
+CHANGE_CLOCK_SKEW_S = 0
 # 1C is asked about all integrations at once; one that hangs must not hold the others.
 PROBE_TIMEOUT_S = 20.0
 
@@ -65,7 +70,12 @@ async def _probe(
 ) -> dict[Entity, bool]:
     client_redis = aioredis.Redis.from_url(redis_url)
     try:
-        async with connect(probe.config, redis=client_redis, request_log=request_log) as client:
+        async with connect(
+            probe.config,
+            redis=client_redis,
+            request_log=request_log,
+            retry=RetryPolicy.interactive(),  # a tick must not wait out a sync's budget
+        ) as client:
             return {
                 entity: await client.has_changes(entity, watermark)
                 for entity, watermark in probe.watermarks.items()
@@ -118,7 +128,9 @@ def onec_change_sensor(
 
     Cursor: ``{integration: {entity: {"watermark": iso | null, "requested_at": epoch}}}``, the
     watermark a run was last requested for. It stops the sensor from asking again for the same
-    change while that run is queued or after it failed (until ``CHANGE_RETRY_AFTER_S``).
+    change while that run is queued or after it failed (until ``CHANGE_RETRY_AFTER_S``); in
+    that time 1C is asked only for rows changed after the request, so a change made after a
+    failed or partial run is picked up at the next tick without re-requesting the same run.
     """
     instance = context.instance
     cursor: dict[str, dict[str, dict[str, Any]]] = json.loads(context.cursor or "{}")
@@ -127,6 +139,10 @@ def onec_change_sensor(
     skipped: list[str] = []
     probes: list[_Probe] = []
     waiting_orders: dict[str, list[date]] = {}
+    # The stored watermark per lane (the probe may ask from a later moment), and the lanes
+    # asked only for changes after their last request.
+    stored: dict[tuple[str, Entity], str | None] = {}
+    rechecks: set[tuple[str, Entity]] = set()
     with tradeos.session() as session:
         integrations = session.scalars(
             select(Integration).where(Integration.enabled.is_(True)).order_by(Integration.id)
@@ -149,13 +165,21 @@ def onec_change_sensor(
                 watermark = states.get((row.id, entity))
                 last = cursor.get(row.id, {}).get(entity)
                 iso = watermark.isoformat() if watermark else None
+                requested_at = float(last.get("requested_at", 0)) if last else 0.0
                 if (
                     last is not None
                     and last.get("watermark") == iso
-                    and now - float(last.get("requested_at", 0)) < CHANGE_RETRY_AFTER_S
+                    and now - requested_at < CHANGE_RETRY_AFTER_S
                 ):
-                    continue  # already requested for this watermark, not moved since
+                    # Already requested for this watermark, not moved since (the run failed or
+                    # left a rejected row): ask only for what changed after that request.
+                    after = datetime.fromtimestamp(requested_at - CHANGE_CLOCK_SKEW_S, UTC)
+                    rechecks.add((row.id, entity))
+                    watermarks[entity] = after if watermark is None else max(watermark, after)
+                    stored[(row.id, entity)] = iso
+                    continue
                 watermarks[entity] = watermark
+                stored[(row.id, entity)] = iso
             if watermarks:
                 probes.append(_Probe(to_config(row), watermarks))
             if "orders" in watermarks:
@@ -176,12 +200,12 @@ def onec_change_sensor(
             continue
         for entity, changed in answer.items():
             days = {today} if changed else set()
-            if entity == "orders":
+            if entity == "orders" and (integration_id, entity) not in rechecks:
+                # Orders waiting since the last request are that request's business.
                 days |= set(waiting_orders.get(integration_id, []))
             if not days:
                 continue
-            watermark = probe.watermarks[entity]
-            iso = watermark.isoformat() if watermark else None
+            iso = stored[(integration_id, entity)]
             for day in sorted(days):
                 key = partition_key_for(integration_id, entity, day)
                 run_requests.append(

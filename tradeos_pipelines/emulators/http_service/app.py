@@ -266,6 +266,8 @@ class EmulatorApp:
             if route == "orders/status":
                 orders = infobase.set_order_status(count, data.get("id"), data.get("status"))
                 return json_answer(200, {"orders": orders})
+            if route == "bad-rows/fix":
+                return json_answer(200, {"ids": infobase.fix_bad_rows(list(ids or []))})
             if route == "bad-rows":
                 return json_answer(200, {"rows": infobase.inject_bad_rows(data["kind"], count)})
             if route == "faults" and method == "DELETE":

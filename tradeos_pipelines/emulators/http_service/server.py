@@ -81,6 +81,10 @@ class EmulatorControl:
         unknown_product, bad_quantity (stock)."""
         return self._call("POST", "/bad-rows", json={"kind": kind, "count": count})["rows"]
 
+    def fix_bad_rows(self, ids: list[str]) -> list[str]:
+        """Fix the injected bad catalogue rows with these 1C ids (as a person does in 1C)."""
+        return self._call("POST", "/bad-rows/fix", json={"ids": ids})["ids"]
+
     def inject_fault(
         self,
         kind: str,

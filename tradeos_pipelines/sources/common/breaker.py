@@ -16,6 +16,10 @@ opening also publishes an ``alert`` (channel ``alerts``).
 
 State is a hash at ``{namespace}:onec:breaker:{integration_id}``; no hash means closed with
 no failures.
+
+Without Redis (stopped, unreachable) the breaker steps aside: calls go through unguarded (each
+still limited by its retry budget) and a warning is logged, so a sync commits its data while
+Redis is down instead of failing on the breaker's bookkeeping.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from tradeos_pipelines.core.settings import get_settings
 from tradeos_pipelines.event_bus import AsyncRedisEventBus
@@ -145,6 +150,7 @@ class CircuitBreaker:
         # True when the last admit saw a closed circuit with no failures: a success then has
         # nothing to reset, which saves a Redis round trip per page of a bulk read.
         self._clean = False
+        self._warned = False
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -152,9 +158,13 @@ class CircuitBreaker:
     async def admit(self) -> bool:
         """Let a call through (``True`` when it is the half-open probe) or raise
         :class:`CircuitOpenError` saying when a probe will be allowed."""
-        verdict, previous, detail = await self._admit(
-            keys=[self.key], args=[self._now_ms(), self.probe_lease_ms]
-        )
+        try:
+            verdict, previous, detail = await self._admit(
+                keys=[self.key], args=[self._now_ms(), self.probe_lease_ms]
+            )
+        except (RedisError, OSError) as exc:
+            self._unguarded(exc)
+            return False
         verdict, previous = _text(verdict), _text(previous)
         self._clean = verdict == "pass" and _text(detail) == "0"
         if verdict == "pass":
@@ -172,24 +182,60 @@ class CircuitBreaker:
             integration_id=self.integration_id,
         )
 
+    async def raise_if_open(self) -> None:
+        """Raise :class:`CircuitOpenError` when the circuit is open (a plain read: a call that
+        is retrying checks between attempts whether other processes gave up on 1C)."""
+        try:
+            state, retry_at = await self._redis.hmget(self.key, ["state", "retry_at"])
+        except (RedisError, OSError) as exc:
+            self._unguarded(exc)
+            return
+        if state is None or _text(state) != "open" or retry_at is None:
+            return
+        moment = datetime.fromtimestamp(int(_text(retry_at)) / 1000, UTC)
+        raise CircuitOpenError(
+            f"1C integration {self.integration_id!r}: circuit opened while retrying; calls are "
+            f"refused until {moment.isoformat(timespec='seconds')}",
+            retry_at=moment,
+            integration_id=self.integration_id,
+        )
+
     async def record_success(self) -> None:
         """1C answered: close the circuit and forget earlier failures."""
         if self._clean:
             return
-        previous = _text(await self._success(keys=[self.key]))
+        try:
+            previous = _text(await self._success(keys=[self.key]))
+        except (RedisError, OSError) as exc:
+            self._unguarded(exc)
+            return
         if previous in ("open", "half_open"):
             await self._announce(previous, "closed", 0, None)
 
     async def record_failure(self, error: str) -> None:
         """A call failed because 1C is unwell (after its retries)."""
         self._clean = False
-        previous, state, failures, retry_at = await self._failure(
-            keys=[self.key],
-            args=[self._now_ms(), self.failure_threshold, self.cooldown_ms, error[:500]],
-        )
+        try:
+            previous, state, failures, retry_at = await self._failure(
+                keys=[self.key],
+                args=[self._now_ms(), self.failure_threshold, self.cooldown_ms, error[:500]],
+            )
+        except (RedisError, OSError) as exc:
+            self._unguarded(exc)
+            return
         previous, state = _text(previous), _text(state)
         if previous != state:
             await self._announce(previous, state, int(failures), _iso(_text(retry_at)), error)
+
+    def _unguarded(self, exc: BaseException) -> None:
+        """Redis is unreachable: let calls through, and say so once per breaker."""
+        if not self._warned:
+            self._warned = True
+            log.warning(
+                "circuit breaker of %s unavailable (Redis: %s); calls to 1C go through unguarded",
+                self.integration_id,
+                type(exc).__name__,
+            )
 
     async def _announce(
         self,

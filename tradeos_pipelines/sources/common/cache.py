@@ -5,17 +5,21 @@ Bulk paging is never cached (it must see 1C as it is). Keys are
 answer body exactly as 1C sent it: no credentials are ever part of a key or a value. Entries
 of an entity are dropped by :func:`invalidate` when a sync of it commits or a webhook reports
 a change; they also expire after the integration's ``cache_ttl_seconds`` (health after
-``settings.health_cache_ttl_seconds``).
+``settings.health_cache_ttl_seconds``). Without Redis the cache is a miss every time.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from tradeos_pipelines.core import vocabulary
 from tradeos_pipelines.core.settings import get_settings
+
+log = logging.getLogger(__name__)
 
 # What the client caches: health, and the three entities it reads.
 ENTITIES = ("health", *vocabulary.ENTITIES)
@@ -52,7 +56,11 @@ class ResponseCache:
     async def get(self, entity: str, request: str) -> bytes | None:
         """The cached body, or ``None``."""
         key = cache_key(self.integration_id, entity, request, self._namespace)
-        return await self._redis.get(key)
+        try:
+            return await self._redis.get(key)
+        except (RedisError, OSError) as exc:  # no cache without Redis: ask 1C
+            log.warning("response cache unavailable (Redis: %s)", type(exc).__name__)
+            return None
 
     async def put(self, entity: str, request: str, body: bytes) -> None:
         """Keep ``body`` for the entity's TTL (nothing when the TTL is 0)."""
@@ -60,7 +68,10 @@ class ResponseCache:
         if ttl <= 0:
             return
         key = cache_key(self.integration_id, entity, request, self._namespace)
-        await self._redis.set(key, body, ex=ttl)
+        try:
+            await self._redis.set(key, body, ex=ttl)
+        except (RedisError, OSError) as exc:
+            log.warning("response cache unavailable (Redis: %s)", type(exc).__name__)
 
 
 async def invalidate(

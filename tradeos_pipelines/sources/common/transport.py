@@ -6,6 +6,13 @@ are retried with exponential backoff and full jitter (``Retry-After`` honoured),
 is recorded in the request log, and an answer outside the expected statuses goes to the
 protocol's own ``raise_for_status`` (each protocol words 1C's errors its way). Answers worth
 caching go through the Redis :class:`~.cache.ResponseCache`.
+
+Retries are budgeted by time, not by count: a 1C cluster restart, a licence shortage
+("нет свободной лицензии") or a web-server reload lasts 30–120 s, and a sync should ride it out
+in the same run instead of failing after a few quick attempts. The budget of one call is the
+time its attempts took plus the waits between them (so a test's recorded sleep counts the same
+as a real one); no new attempt starts once it is spent. A 1C that stays down longer fails the
+call, which counts once towards the circuit breaker.
 """
 
 from __future__ import annotations
@@ -25,26 +32,44 @@ from urllib.parse import urlencode, urlsplit
 
 import httpx
 import redis.asyncio as aioredis
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from tradeos_pipelines.sources.common.breaker import CircuitBreaker
 from tradeos_pipelines.sources.common.cache import ResponseCache
 from tradeos_pipelines.sources.common.errors import OneCUnavailable, describe_body
 from tradeos_pipelines.sources.common.ports import RequestLog, StatusPublisher
 
+DEFAULT_RETRY_BUDGET_SECONDS = 120.0
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How hard to try: ``attempts`` in total, full-jitter backoff capped at ``max_delay``.
+    """How long to keep trying one call: ``budget_seconds`` in all, full-jitter backoff.
 
-    The n-th retry waits a uniform random time in ``[0, min(max_delay, base_delay·2ⁿ⁻¹)]``,
-    or what ``Retry-After`` asks (up to ``max_retry_after``).
+    The n-th retry waits a uniform random time in ``[0, min(max_delay, base_delay·2ⁿ⁻¹)]``, or
+    what ``Retry-After`` asks (capped at ``max_retry_after``). The budget is the attempts' time
+    plus the waits; the last wait is cut to what is left of it, and a ``Retry-After`` beyond
+    the budget ends the call at once (1C said it will not be ready in time). ``attempts``, when
+    set, also caps the number of attempts (interactive calls and tests).
     """
 
-    attempts: int = 4
+    budget_seconds: float = DEFAULT_RETRY_BUDGET_SECONDS
     base_delay: float = 0.5
-    max_delay: float = 10.0
-    max_retry_after: float = 120.0
+    max_delay: float = 15.0
+    max_retry_after: float = 60.0
+    attempts: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.budget_seconds < 0:
+            raise ValueError(f"budget_seconds must be 0 or more, got {self.budget_seconds}")
+        if self.base_delay < 0 or self.max_delay < 0 or self.max_retry_after < 0:
+            raise ValueError("base_delay, max_delay and max_retry_after must be 0 or more")
+        if self.attempts is not None and self.attempts < 1:
+            raise ValueError(f"attempts must be at least 1, got {self.attempts}")
+
+    @classmethod
+    def interactive(cls) -> RetryPolicy:
+        """For a person or a sensor tick waiting on the answer: a few quick attempts."""
+        return cls(budget_seconds=10.0, max_delay=4.0, max_retry_after=4.0, attempts=4)
 
 
 class _Retryable(Exception):
@@ -184,41 +209,62 @@ class OneCTransport:
         answer outside ``accept`` is raised by the protocol's ``raise_for_status``."""
         if self._breaker is not None:
             await self._breaker.admit()
-        attempts = 0
-        try:
-            async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(self.retry.attempts),
-                wait=self._wait,
-                retry=retry_if_exception_type(_Retryable),
-                sleep=self._sleep,
-                reraise=True,
-            ):
-                with attempt:
-                    attempts = attempt.retry_state.attempt_number
-                    answer = await self._attempt(method, path, params, content, attempts, sent)
-        except _Retryable as exc:
-            if self._breaker is not None:
-                await self._breaker.record_failure(exc.cause)
-            raise OneCUnavailable(
-                f"1C {self.integration_id!r} unavailable: {method} {path} failed {attempts} "
-                f"time(s); last: {exc.cause}",
-                attempts=attempts,
-                last_cause=exc.cause,
-                integration_id=self.integration_id,
-                status_code=exc.status,
-            ) from None
+        policy = self.retry
+        attempt = 0
+        spent = 0.0
+        while True:
+            attempt += 1
+            started = time.perf_counter()
+            try:
+                answer = await self._attempt(method, path, params, content, attempt, sent)
+                break
+            except _Retryable as exc:
+                spent += time.perf_counter() - started
+                delay, stop = self._next_delay(exc, attempt, policy.budget_seconds - spent)
+                if stop is not None:
+                    await self._give_up(method, path, exc, attempt, spent, stop)
+                await self._sleep(delay)
+                spent += delay
+                if self._breaker is not None:
+                    # Another process may have opened the circuit meanwhile: stop hammering.
+                    await self._breaker.raise_if_open()
         if self._breaker is not None:
             await self._breaker.record_success()
         if answer.status not in accept:
             self._raise_for_status(method, path, answer)
         return answer
 
-    def _wait(self, state: RetryCallState) -> float:
-        error = state.outcome.exception() if state.outcome else None
-        if isinstance(error, _Retryable) and error.retry_after is not None:
-            return min(error.retry_after, self.retry.max_retry_after)
-        ceiling = self.retry.base_delay * 2 ** (state.attempt_number - 1)
-        return self._jitter() * min(self.retry.max_delay, ceiling)
+    def _next_delay(self, error: _Retryable, attempt: int, left: float) -> tuple[float, str | None]:
+        """The wait before the next attempt, or why there is none (budget or attempts spent)."""
+        policy = self.retry
+        if policy.attempts is not None and attempt >= policy.attempts:
+            return 0.0, f"{attempt} attempt(s) allowed"
+        if left <= 0:
+            return 0.0, f"retry budget of {policy.budget_seconds:g} s spent"
+        if error.retry_after is not None:
+            delay = min(error.retry_after, policy.max_retry_after)
+            if delay > left:
+                return 0.0, (
+                    f"1C asked to retry after {error.retry_after:g} s, beyond the "
+                    f"{left:.1f} s left of the retry budget"
+                )
+            return delay, None
+        ceiling = policy.base_delay * 2 ** (attempt - 1)
+        return min(self._jitter() * min(policy.max_delay, ceiling), left), None
+
+    async def _give_up(
+        self, method: str, path: str, exc: _Retryable, attempts: int, spent: float, why: str
+    ) -> NoReturn:
+        if self._breaker is not None:
+            await self._breaker.record_failure(exc.cause)
+        raise OneCUnavailable(
+            f"1C {self.integration_id!r} unavailable: {method} {path} failed {attempts} "
+            f"time(s) in {spent:.1f} s ({why}); last: {exc.cause}",
+            attempts=attempts,
+            last_cause=exc.cause,
+            integration_id=self.integration_id,
+            status_code=exc.status,
+        ) from None
 
     async def _attempt(
         self,

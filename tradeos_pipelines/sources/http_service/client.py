@@ -152,7 +152,8 @@ class OneCClient:
         run_id: str | None = None,
         **options: Any,
     ) -> OneCClient:
-        """A client for a stored integration (credentials already decrypted)."""
+        """A client for a stored integration (credentials already decrypted); its calls retry
+        for the integration's ``retry_budget_seconds`` unless ``retry`` says otherwise."""
         if config.auth_type == "basic":
             credentials: dict[str, Any] = {
                 "username": config.username,
@@ -171,7 +172,7 @@ class OneCClient:
             publisher=publisher,
             run_id=run_id,
             cache_ttl_seconds=config.cache_ttl_seconds,
-            **options,
+            **{"retry": RetryPolicy(budget_seconds=config.retry_budget_seconds), **options},
         )
 
     async def __aenter__(self) -> Self:

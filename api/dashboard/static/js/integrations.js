@@ -36,6 +36,8 @@ function emptyState(integration) {
     startedAt: {},
     // when the newest sync end seen live happened (the health snapshot may be cached, older)
     liveAt: null,
+    // entity → open rejected rows (to fix in 1C), from the health snapshot
+    openRejects: {},
   };
 }
 
@@ -59,6 +61,11 @@ export function applyHealth(state, health) {
     if (info.waiting && !state.active[entity] && !(started && (!checkedAt || started > checkedAt))) {
       state.queued.set(`waiting-${entity}`, entity);
     }
+  }
+  // Rows 1C sent that were not taken: only the snapshot knows them (a sync end re-reads it).
+  state.openRejects = {};
+  for (const [entity, info] of Object.entries(health.entities || {})) {
+    if (info.open_rejects) state.openRejects[entity] = info.open_rejects;
   }
   let snapshotAt = null;
   for (const [entity, info] of Object.entries(health.entities || {})) {
@@ -233,6 +240,7 @@ export class IntegrationCard {
     );
     this.entityBody = el("tbody", {});
     this.problem = el("p", { class: "problem small", hidden: true });
+    this.rejects = el("p", { class: "rejects small", hidden: true });
     this.result = el("p", { class: "result small", role: "status", hidden: true });
     this.syncButton = el("button", { type: "button", class: "primary", text: "Синхронизировать" });
     this.toggleButton = el("button", { type: "button" });
@@ -255,6 +263,7 @@ export class IntegrationCard {
         this.entityBody,
       ),
       this.problem,
+      this.rejects,
       el("div", { class: "actions" }, this.syncButton, this.toggleButton, this.testButton),
       this.result,
     );
@@ -295,6 +304,13 @@ export class IntegrationCard {
     setMessage(
       this.problem,
       failure ? `${entityName(failure.entity)}: ${failure.error || "синхронизация завершилась с ошибкой"}` : "",
+    );
+    const rejects = Object.entries(state.openRejects || {});
+    setMessage(
+      this.rejects,
+      rejects.length
+        ? `Не принято строк 1С (исправьте в 1С): ${rejects.map(([entity, n]) => `${entityName(entity)} — ${formatInt(n)}`).join(", ")}`
+        : "",
     );
     this.toggleButton.textContent = integration.enabled ? "Отключить" : "Включить";
     this.syncButton.disabled = !integration.enabled || this.busy === true;

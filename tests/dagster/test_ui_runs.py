@@ -75,6 +75,8 @@ def test_a_ui_materialize_is_tagged_waits_for_its_lane_and_runs_in_process(
         DagsterRunStatus.SUCCESS,
     )
     assert ui_run.job_name == "__ASSET_JOB"
+    # Started as a fork of the preloaded run server (the launcher records the process id).
+    assert ui_run.tags.pop("tradeos/run_pid").isdigit() is True
     assert {k: v for k, v in ui_run.tags.items() if k.startswith("tradeos/")} == {
         "tradeos/integration": "main-1c",
         "tradeos/entity": "nomenclature",

@@ -127,6 +127,23 @@ class FrameLog:
                     return arrived
         return None
 
+    def count(self, event_type: str, run_id: str) -> int:
+        with self._lock:
+            return sum(
+                1
+                for _, frame in self.frames
+                if frame.get("type") == event_type
+                and (frame.get("data") or {}).get("run_id") == run_id
+            )
+
+    def last(self, event_type: str, run_id: str) -> float | None:
+        with self._lock:
+            for arrived, frame in reversed(self.frames):
+                data = frame.get("data") or {}
+                if frame.get("type") == event_type and data.get("run_id") == run_id:
+                    return arrived
+        return None
+
     def close(self) -> None:
         self._ws.close()
 
@@ -238,13 +255,14 @@ def breakdown(
         logs = session.query(SyncLog).filter_by(run_id=run_id).all()
         committed = max(log.finished_at.timestamp() for log in logs) if logs else None
         engine_s = sum((log.finished_at - log.started_at).total_seconds() for log in logs)
-    ws_finished = [frames.first("sync.finished", run_id)]
+    # An orders run finishes two syncs (export, statuses): its data is in at the last one.
     deadline = time.monotonic() + 10
     while (
-        frames.first("run.succeeded", run_id) is None or None in ws_finished
+        frames.first("run.succeeded", run_id) is None
+        or frames.count("sync.finished", run_id) < len(logs)
     ) and time.monotonic() < deadline:
         time.sleep(0.1)
-        ws_finished = [frames.first("sync.finished", run_id)]
+    ws_finished = [frames.last("sync.finished", run_id)]
     ws_success = frames.first("run.succeeded", run_id)
 
     def span(a: float | None, b: float | None) -> float | None:

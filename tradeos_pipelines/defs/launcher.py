@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import importlib.util
 import multiprocessing
-import os
 import sys
 import threading
 from collections.abc import Mapping, Sequence
@@ -37,13 +36,14 @@ from typing import Any, Self
 
 from dagster import Array, Field
 from dagster._core.launcher import DefaultRunLauncher, LaunchRunContext
-from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
+from dagster._core.storage.dagster_run import DagsterRun
 from dagster._serdes import ConfigurableClassData
 
 # The run process's pid and parent, for people and for terminate().
 PID_TAG = "tradeos/run_pid"
-# How often a run process checks whether someone asked to terminate it.
-CANCEL_POLL_SECONDS = 1.0
+# Imported first by the forkserver: the run process's entry point and the modules opening the
+# Dagster instance loads.
+RUN_SERVER_MODULE = "tradeos_pipelines.defs.run_server"
 
 
 def _package_files(modules: Sequence[str]) -> dict[str, float]:
@@ -57,54 +57,6 @@ def _package_files(modules: Sequence[str]) -> dict[str, float]:
             for path in Path(root).rglob("*.py"):
                 stamps[str(path)] = path.stat().st_mtime
     return stamps
-
-
-def _watch_for_cancel(instance: Any, run_id: str, done: threading.Event) -> None:
-    """Interrupt the run's main thread once the run is marked CANCELING (terminate)."""
-    from dagster._utils import send_interrupt
-
-    while not done.wait(CANCEL_POLL_SECONDS):
-        run = instance.get_run_by_id(run_id)
-        if run is not None and run.status == DagsterRunStatus.CANCELING:
-            send_interrupt()
-            return
-
-
-def execute_run_in_fork(serialized_instance_ref: str, run_id: str) -> None:
-    """The run process: what ``dagster api execute_run`` does, in a fork of the warm server."""
-    from dagster._core.events import EngineEventData
-    from dagster._core.instance import DagsterInstance, InstanceRef
-    from dagster._grpc.impl import core_execute_run
-    from dagster._serdes import deserialize_value
-    from dagster._utils.hosted_user_process import recon_job_from_origin
-    from dagster._utils.interrupts import capture_interrupts
-
-    with capture_interrupts():
-        ref = deserialize_value(serialized_instance_ref, InstanceRef)
-        with DagsterInstance.from_ref(ref) as instance:
-            run = instance.get_run_by_id(run_id)
-            if run is None:
-                raise RuntimeError(f"run {run_id} is not in the instance's run storage")
-            pid = os.getpid()
-            instance.report_engine_event(
-                f"Started process for run (pid: {pid}), forked from the preloaded run server.",
-                run,
-                EngineEventData.in_process(pid),
-            )
-            done = threading.Event()
-            threading.Thread(
-                target=_watch_for_cancel, args=(instance, run_id, done), daemon=True
-            ).start()
-            try:
-                recon_job = recon_job_from_origin(run.job_code_origin)  # type: ignore[arg-type]
-                for _event in core_execute_run(recon_job, run, instance, inject_env_vars=False):
-                    pass
-            except BaseException:
-                # core_execute_run has reported the failure or interruption on the run.
-                pass
-            finally:
-                done.set()
-                instance.report_engine_event(f"Process for run exited (pid: {pid}).", run)
 
 
 class PreloadedRunLauncher(DefaultRunLauncher):
@@ -161,7 +113,7 @@ class PreloadedRunLauncher(DefaultRunLauncher):
                 self._context = None
             if self._context is None:
                 context = multiprocessing.get_context("forkserver")
-                context.set_forkserver_preload(["dagster", *self._preload])
+                context.set_forkserver_preload([RUN_SERVER_MODULE, *self._preload])
                 self._context = context
                 self._stamps = stamps
             return self._context
@@ -189,13 +141,26 @@ class PreloadedRunLauncher(DefaultRunLauncher):
             super().launch_run(context)
             return
         multiprocessing.active_children()  # collect finished run processes
+        from tradeos_pipelines.defs.run_server import execute_run_in_fork
+
         process = self._forkserver().Process(
             target=execute_run_in_fork,
             args=(serialize_value(self._instance.get_ref()), run.run_id),
             name=f"dagster-run-{run.run_id[:8]}",
             daemon=False,
         )
-        process.start()
+        try:
+            process.start()
+        except OSError as exc:
+            # The forkserver could not start or died (e.g. the code location fails to import):
+            # launch as Dagster does, which reports the load error on the run.
+            self._instance.report_engine_event(
+                f"Preloaded run server unavailable ({exc}); starting the run process as usual.",
+                run,
+                cls=self.__class__,
+            )
+            super().launch_run(context)
+            return
         self._instance.add_run_tags(run.run_id, {PID_TAG: str(process.pid)})
         self._run_ids.add(run.run_id)
 

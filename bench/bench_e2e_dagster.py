@@ -351,6 +351,9 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--label", default="current")
+    parser.add_argument(
+        "--scenarios", default="one,three,ui", help="comma-separated: one, three, ui"
+    )
     args = parser.parse_args()
 
     admin_url = normalize_database_url(
@@ -422,11 +425,14 @@ def main() -> None:
                 http = httpx.Client(
                     base_url=api_url, headers={"Authorization": f"Bearer {token}"}, timeout=60
                 )
+                wanted = args.scenarios.split(",")
                 for scenario, entities in (
                     ("one", ["nomenclature"]),
                     ("three", ["nomenclature", "stock", "orders"]),
                     ("ui", ["nomenclature"]),
                 ):
+                    if scenario not in wanted:
+                        continue
                     rows: list[dict[str, Any]] = []
                     for _ in range(args.repeat):
                         wait_idle(instance)
@@ -476,7 +482,7 @@ def main() -> None:
         shutil.rmtree(home, ignore_errors=True)
 
     print("\nimports (fresh interpreter, median):", json.dumps(results["imports"]))
-    for scenario in ("one", "three", "ui"):
+    for scenario in [name for name in ("one", "three", "ui") if name in results]:
         for job, summary in results[scenario]["summary"].items():
             cells = ", ".join(f"{k} {v['p50']}" for k, v in summary.items() if v["p50"] is not None)
             print(f"{scenario} {job} p50: {cells}")

@@ -68,7 +68,7 @@ class RowCounts:
 
 
 # ----- runs ---------------------------------------------------------------------------------
-RunSource = Literal["schedule", "change", "webhook", "manual"]
+RunSource = Literal["schedule", "change", "webhook", "manual", "backfill"]
 
 # The Dagster job that syncs each entity.
 JOB_FOR_ENTITY: dict[Entity, str] = {
@@ -79,8 +79,12 @@ JOB_FOR_ENTITY: dict[Entity, str] = {
 
 TAG_INTEGRATION = "tradeos/integration"
 TAG_ENTITY = "tradeos/entity"
-# "<integration>:<entity>": dagster.yaml allows one run per unique value.
+# "<integration>:<entity>": what the sensors look up to see whether a lane is busy.
 TAG_LANE = "tradeos/lane"
+# "tradeos/lane/<entity>" = "<integration>": the keys dagster.yaml limits to one run per unique
+# value. One key per entity, so a run that syncs two entities (a Dagster UI Materialize of
+# products and stock together) carries both and waits until both lanes are free.
+LANE_TAG_PREFIX = "tradeos/lane/"
 TAG_FULL = "tradeos/full"
 TAG_SOURCE = "tradeos/source"
 TAG_REQUEST = "tradeos/request"
@@ -88,7 +92,14 @@ PRIORITY_TAG = "dagster/priority"
 
 # Higher runs first: a person waiting on "sync now" overtakes 1C's webhooks, which overtake
 # change detection, which overtakes the schedules.
-PRIORITY: dict[RunSource, int] = {"manual": 10, "webhook": 5, "change": 1, "schedule": 0}
+# A backfill started from the Dagster UI is bulk work: it waits behind everything else.
+PRIORITY: dict[RunSource, int] = {
+    "manual": 10,
+    "webhook": 5,
+    "change": 1,
+    "schedule": 0,
+    "backfill": -1,
+}
 
 # Names the Dagster code location gives its partitions; the run tags Dagster derives from a
 # partition key (``dagster/partition`` and, for the orders' two dimensions, one per
@@ -100,6 +111,11 @@ PARTITION_TAG = "dagster/partition"
 def lane(integration_id: str, entity: Entity) -> str:
     """The queue lane of an integration and entity (one run at a time per lane)."""
     return f"{integration_id}:{entity}"
+
+
+def lane_tag(entity: Entity) -> str:
+    """The tag key that holds the integration of a run syncing ``entity`` (see dagster.yaml)."""
+    return f"{LANE_TAG_PREFIX}{entity}"
 
 
 def run_tags(
@@ -115,6 +131,7 @@ def run_tags(
         TAG_INTEGRATION: integration_id,
         TAG_ENTITY: entity,
         TAG_LANE: lane(integration_id, entity),
+        lane_tag(entity): integration_id,
         TAG_FULL: "true" if full else "false",
         TAG_SOURCE: source,
         PRIORITY_TAG: str(PRIORITY[source]),

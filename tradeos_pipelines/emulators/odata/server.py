@@ -1,0 +1,301 @@
+"""Running the emulator: in a background thread (tests) or a child process (benchmarks).
+
+Both bind port 0 by default and expose ``base_url`` (the publication, ``…/trade``),
+``odata_url`` (``…/trade/odata/standard.odata``) and ``control``, a small synchronous client
+of the ``/_control/`` endpoints::
+
+    with ODataEmulatorServer(items=1000, username="Администратор", password="пароль") as emu:
+        httpx.get(emu.odata_url + "/Catalog_Номенклатура?$format=json&$top=10", auth=...)
+        emu.control.change_items(3)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+import uvicorn
+
+from tradeos_pipelines.emulators.odata.app import SERVICE, ODataEmulatorApp
+from tradeos_pipelines.emulators.odata.infobase import Infobase, ODataEmulatorOptions
+
+
+class ODataEmulatorControl:
+    """Drives an emulator through ``/_control/`` (sends ``X-Control-Key`` when given one)."""
+
+    def __init__(self, root_url: str, control_key: str | None = None, timeout: float = 60) -> None:
+        headers = {"X-Control-Key": control_key} if control_key is not None else {}
+        self._http = httpx.Client(
+            base_url=root_url.rstrip("/") + "/_control", headers=headers, timeout=timeout
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        response = self._http.request(method, path, json=body)
+        if response.status_code != 200:
+            raise RuntimeError(f"emulator control {method} {path}: {response.text}")
+        return response.json()
+
+    def stats(self) -> dict[str, Any]:
+        """Counters, row counts, published objects, rights, faults, armed postings."""
+        return self._call("GET", "/stats")
+
+    def counters(self) -> dict[str, Any]:
+        """Requests per path, responses per status, rows and bytes served per entity set."""
+        return self.stats()["counters"]
+
+    def reset(self) -> dict[str, Any]:
+        """Back to the seeded data; clears faults, rights, counters, changes."""
+        return self._call("POST", "/reset")
+
+    def change_items(
+        self, count: int = 1, ids: list[str] | None = None, fields: dict[str, Any] | None = None
+    ) -> list[str]:
+        """Rewrite ``count`` random goods (or ``ids``): new DataVersion; returns their keys."""
+        return self._call("POST", "/items/change", {"count": count, "ids": ids, "fields": fields})[
+            "ids"
+        ]
+
+    def mark_deleted(
+        self, count: int = 1, ids: list[str] | None = None, mark: bool = True
+    ) -> list[str]:
+        """Set (``mark=False``: clear) the deletion mark of goods; returns their keys."""
+        return self._call("POST", "/items/delete-mark", {"count": count, "ids": ids, "mark": mark})[
+            "ids"
+        ]
+
+    def add_items(self, count: int = 1) -> list[str]:
+        """Create goods (with a barcode and prices); returns their keys."""
+        return self._call("POST", "/items/add", {"count": count})["ids"]
+
+    def change_prices(
+        self, count: int = 1, ids: list[str] | None = None, price_type: str | None = None
+    ) -> dict[str, Any]:
+        """Set new prices now: ``{"recorder": key, "ids": goods}``."""
+        body = {"count": count, "ids": ids, "price_type": price_type}
+        return self._call("POST", "/prices/change", body)
+
+    def change_stock(self, count: int = 1) -> list[dict[str, Any]]:
+        """Receive goods on ``count`` stock rows; returns them as they are now."""
+        return self._call("POST", "/stock/change", {"count": count})["rows"]
+
+    def stock_rows(self) -> list[dict[str, Any]]:
+        """Every stored balance (good, warehouse, the three resources)."""
+        return self._call("GET", "/stock")["rows"]
+
+    def inject_fault(
+        self,
+        status: int | None = None,
+        count: int = 1,
+        *,
+        body: str | None = None,
+        content_type: str | None = None,
+        path: str | None = None,
+        method: str | None = None,
+        delay: float = 0.0,
+        drop: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Answer the next ``count`` matching requests with ``status`` (and ``body``; by default
+        the web server's HTML page, or 1C's code -1 error for 500), after ``delay`` seconds;
+        ``drop`` closes the connection instead. ``path``: prefix of the resource path after
+        ``standard.odata/``, or of the URL path when it starts with ``/``."""
+        fault = {
+            "status": status,
+            "count": count,
+            "body": body,
+            "content_type": content_type,
+            "path": path,
+            "method": method,
+            "delay": delay,
+            "drop": drop,
+        }
+        return self._call("POST", "/faults", fault)["faults"]
+
+    def clear_faults(self) -> None:
+        self._call("DELETE", "/faults")
+
+    def publish(self, names: list[str]) -> None:
+        """Add objects to the published set."""
+        self._call("POST", "/publish", {"names": names})
+
+    def unpublish(self, names: list[str]) -> None:
+        """Take objects out of the published set (404 code 6, gone from $metadata)."""
+        self._call("POST", "/unpublish", {"names": names})
+
+    def set_published(self, names: list[str]) -> None:
+        """Publish exactly ``names`` (УстановитьСоставСтандартногоИнтерфейсаOData)."""
+        self._call("POST", "/published", {"names": names})
+
+    def deny_read(self, name: str, ids: list[str] | None = None) -> None:
+        """No right to read object ``name`` (code 20), or only its objects ``ids`` (RLS:
+        code 20 unless ``allowedOnly=true``, which leaves them out)."""
+        self._call("POST", "/rights/deny", {"object": name, "ids": ids})
+
+    def allow_read(self, name: str) -> None:
+        self._call("POST", "/rights/allow", {"object": name})
+
+    def set_balance_delay(self, seconds: float) -> None:
+        """How long ``Balance()`` takes to answer."""
+        self._call("POST", "/balance-delay", {"seconds": seconds})
+
+    def arm_posting_failure(
+        self, count: int = 1, message: str | None = None, ids: list[str] | None = None
+    ) -> None:
+        """The next ``count`` postings (of ``ids``) fail with 500, code -1 (``count=0``
+        disarms); ``message`` replaces the default "Недостаточно товара…" text."""
+        self._call("POST", "/posting-failure", {"count": count, "message": message, "ids": ids})
+
+    def created_orders(self) -> list[dict[str, Any]]:
+        """Customer orders created over OData since the last reset, as stored."""
+        return self._call("GET", "/orders")["orders"]
+
+
+class _Running:
+    """What both ways of running share: URLs, the control client, context management."""
+
+    host: str
+    port: int
+    publication: str
+    control: ODataEmulatorControl
+
+    @property
+    def root_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """The publication URL (``http://127.0.0.1:PORT/trade``)."""
+        return self.root_url + self.publication
+
+    @property
+    def odata_url(self) -> str:
+        """The standard OData interface root (``…/trade/odata/standard.odata``)."""
+        return self.base_url + SERVICE
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class ODataEmulatorServer(_Running):
+    """The emulator on a background thread of this process (port 0 unless given).
+
+    Keywords are :class:`ODataEmulatorOptions` fields: ``items``, ``username``/``password``,
+    ``published``, ``control_key``, ``balance_delay``, ``web_server``, …
+    """
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, **options: Any) -> None:
+        self.options = ODataEmulatorOptions(**options)
+        self.infobase = Infobase(self.options)
+        self.host = host
+        self.publication = self.options.publication
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            ODataEmulatorApp(self.infobase),
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=1,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True, name="odata-emulator"
+        )
+        self._socket = sock
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                sock.close()
+                raise RuntimeError("the OData emulator did not start")
+            time.sleep(0.01)
+        self.control = ODataEmulatorControl(self.root_url, self.options.control_key)
+
+    def stop(self) -> None:
+        """Stop serving and wait for the thread (slow answers are cut after a second)."""
+        self.control.close()
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._socket.close()
+
+
+class ODataEmulatorProcess(_Running):
+    """The emulator as a child process (``python -m tradeos_pipelines.emulators.odata``).
+
+    Benchmarks use it so the emulator's work does not share an interpreter with the client
+    being measured. Keywords as for :class:`ODataEmulatorServer`.
+    """
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, **options: Any) -> None:
+        parsed = ODataEmulatorOptions(**options)  # fail here, not in the child
+        self.publication = parsed.publication
+        args = [sys.executable, "-m", "tradeos_pipelines.emulators.odata"]
+        args += ["--host", host, "--port", str(port), *command_line(parsed)]
+        self._process = subprocess.Popen(
+            args, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+        )
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline()
+        match = re.search(r"http://([^:/\s]+):(\d+)", line)
+        if match is None:
+            self._process.kill()
+            self._process.wait()
+            raise RuntimeError(f"the OData emulator process did not start: {line!r}")
+        self.host, self.port = match.group(1), int(match.group(2))
+        self.control = ODataEmulatorControl(self.root_url, parsed.control_key)
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    def stop(self) -> None:
+        """Terminate the child and wait for it."""
+        self.control.close()
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        if self._process.stdout is not None:
+            self._process.stdout.close()
+
+
+def command_line(options: ODataEmulatorOptions) -> list[str]:
+    """The ``__main__`` arguments that rebuild ``options``."""
+    args = ["--items", str(options.items), "--warehouses", str(options.warehouses)]
+    args += ["--seed", str(options.seed), "--publication", options.publication]
+    args += ["--timezone", options.timezone, "--price-register", options.price_register]
+    args += ["--balance-delay", str(options.balance_delay), "--web-server", options.web_server]
+    if options.username is not None:
+        args += ["--basic", f"{options.username}:{options.password}"]
+    if options.control_key is not None:
+        args += ["--control-key", options.control_key]
+    if options.published is not None:
+        args += ["--publish", ",".join(options.published)]
+    if options.max_query_length is not None:
+        args += ["--max-query-length", str(options.max_query_length)]
+    return args

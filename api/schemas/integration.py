@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
+from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -14,6 +15,8 @@ from api.core.slugs import SLUG_PATTERN
 MASK = "***"
 
 AuthType = Literal["api_key", "basic"]
+Protocol = Literal["http_service", "odata"]
+PriceRegister = Literal["11.5", "11.4"]
 ConflictPolicy = Literal["onec_wins", "tradeos_wins", "manual"]
 Secret = Annotated[str, Field(min_length=1, max_length=500)]
 
@@ -53,6 +56,23 @@ class _IntegrationFields(BaseModel):
         return None if value is None else _check_timezone(value)
 
 
+class IntegrationOptions(BaseModel):
+    """Settings of the OData protocol (``protocol: "odata"``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    price_type_key: UUID | None = Field(
+        None,
+        description="Ref_Key of the price type (Catalog_ВидыЦен) whose prices TradeOS reads; "
+        "test-connection lists them. Without it goods come without a price.",
+    )
+    price_register: PriceRegister = Field(
+        "11.5",
+        description="11.5: InformationRegister_ЦеныНоменклатуры25 (УТ 11.5, ERP 2.5); "
+        "11.4: InformationRegister_ЦеныНоменклатуры",
+    )
+
+
 class IntegrationCreate(_IntegrationFields):
     """A new 1C infobase. ``id`` defaults to a slug of ``name`` (Cyrillic transliterated)."""
 
@@ -70,6 +90,8 @@ class IntegrationCreate(_IntegrationFields):
     cache_ttl_seconds: Annotated[int, Field(ge=0, le=86_400)] = 300
     page_size: Annotated[int, Field(ge=1, le=1000)] = 1000
     timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 30.0
+    protocol: Protocol = "http_service"
+    options: IntegrationOptions | None = None
 
 
 class IntegrationUpdate(_IntegrationFields):
@@ -88,6 +110,8 @@ class IntegrationUpdate(_IntegrationFields):
     cache_ttl_seconds: Annotated[int, Field(ge=0, le=86_400)] | None = None
     page_size: Annotated[int, Field(ge=1, le=1000)] | None = None
     timeout_seconds: Annotated[float, Field(gt=0, le=600)] | None = None
+    protocol: Protocol | None = None
+    options: IntegrationOptions | None = None
 
 
 class IntegrationPublic(BaseModel):
@@ -110,6 +134,10 @@ class IntegrationPublic(BaseModel):
     cache_ttl_seconds: int
     page_size: int
     timeout_seconds: float
+    protocol: Protocol
+    options: IntegrationOptions | None = Field(
+        None, description="the OData settings; null for the HTTP service"
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -119,10 +147,33 @@ class IntegrationsPublic(BaseModel):
     count: int
 
 
+class ConnectionFinding(BaseModel):
+    """One problem test-connection found on the 1C side and what the 1C administrator does."""
+
+    object: str = Field(description="the 1C object, e.g. Catalog_Номенклатура")
+    problem: Literal["not_published", "not_readable", "field_missing", "error"]
+    message: str = Field(description="what 1C said, or what is missing")
+    fix: str = Field(description="what to do in 1C")
+
+
+class PriceType(BaseModel):
+    """A price type of the 1C (Catalog_ВидыЦен), to choose ``options.price_type_key``."""
+
+    key: UUID
+    name: str
+
+
 class ConnectionTest(BaseModel):
-    """Result of ``test-connection``: 1C's version on success, the reason otherwise."""
+    """Result of ``test-connection``: 1C's version on success, the reason otherwise.
+
+    For OData also the required objects that are not published or not readable (each with
+    what to do in 1C) and the price types found.
+    """
 
     ok: bool
     latency_ms: float
     version: str | None = None
     error: str | None = None
+    protocol: Protocol = "http_service"
+    findings: list[ConnectionFinding] = Field(default_factory=list)
+    price_types: list[PriceType] = Field(default_factory=list)

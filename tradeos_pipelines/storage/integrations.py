@@ -30,6 +30,8 @@ def to_config(row: Integration) -> IntegrationConfig:
         cache_ttl_seconds=row.cache_ttl_seconds,
         page_size=row.page_size,
         timeout_seconds=float(timeout) if isinstance(timeout, Decimal) else timeout,
+        protocol=row.protocol,
+        options=dict(row.options or {}),
         api_key=credentials.get("api_key"),
         username=credentials.get("username"),
         password=credentials.get("password"),

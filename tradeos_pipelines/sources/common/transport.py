@@ -179,15 +179,23 @@ class OneCTransport:
         content: bytes | None = None,
         accept: tuple[int, ...] = (200,),
         sent: asyncio.Event | None = None,
+        tries: int | None = None,
+        settled: tuple[int, ...] = (),
     ) -> Answer:
         """One call to 1C: the breaker admits it, attempts are retried and logged, and an
-        answer outside ``accept`` is raised by the protocol's ``raise_for_status``."""
+        answer outside ``accept`` is raised by the protocol's ``raise_for_status``.
+
+        ``tries`` overrides the policy's count (1 for a write that is not idempotent: the
+        caller finds out itself whether it happened); a status in ``settled`` is 1C's final
+        word (e.g. a 500 refusing to post a document) and goes to ``raise_for_status``
+        instead of being retried.
+        """
         if self._breaker is not None:
             await self._breaker.admit()
         attempts = 0
         try:
             async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(self.retry.attempts),
+                stop=stop_after_attempt(tries or self.retry.attempts),
                 wait=self._wait,
                 retry=retry_if_exception_type(_Retryable),
                 sleep=self._sleep,
@@ -195,7 +203,9 @@ class OneCTransport:
             ):
                 with attempt:
                     attempts = attempt.retry_state.attempt_number
-                    answer = await self._attempt(method, path, params, content, attempts, sent)
+                    answer = await self._attempt(
+                        method, path, params, content, attempts, sent, settled
+                    )
         except _Retryable as exc:
             if self._breaker is not None:
                 await self._breaker.record_failure(exc.cause)
@@ -228,6 +238,7 @@ class OneCTransport:
         content: bytes | None,
         attempt: int,
         sent: asyncio.Event | None = None,
+        settled: tuple[int, ...] = (),
     ) -> Answer:
         at = datetime.now(UTC)
         started = time.perf_counter()
@@ -250,7 +261,7 @@ class OneCTransport:
             self._log(method, path, params, None, started, attempt, cause, at)
             raise _Retryable(cause) from None
         status, body = response.status_code, response.content
-        if status == 429 or status >= 500:
+        if (status == 429 or status >= 500) and status not in settled:
             cause = f"HTTP {status}: {describe_body(body)}"
             self._log(method, path, params, status, started, attempt, cause, at)
             retry_after = _retry_after_seconds(response.headers.get("retry-after"))

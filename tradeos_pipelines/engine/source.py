@@ -18,6 +18,7 @@ from tradeos_pipelines.event_bus import AsyncRedisEventBus
 from tradeos_pipelines.sources.common.cache import invalidate
 from tradeos_pipelines.sources.common.ports import RequestLog
 from tradeos_pipelines.sources.http_service.client import OneCClient
+from tradeos_pipelines.sources.odata.client import ODataClient
 from tradeos_pipelines.storage.request_log import IntegrationLogWriter
 
 if TYPE_CHECKING:
@@ -26,6 +27,9 @@ if TYPE_CHECKING:
 # The client caches answers per 1C entity; an export changes what GET /orders answers.
 _CACHED_ENTITY = {"order_export": "orders"}
 
+# What the engine sees of a 1C, whatever the protocol: the same calls and typed rows.
+OneCSource = OneCClient | ODataClient
+
 
 def connect(
     integration: IntegrationConfig,
@@ -33,9 +37,11 @@ def connect(
     redis: aioredis.Redis,
     request_log: RequestLog | None = None,
     run_id: str | None = None,
-) -> OneCClient:
-    """A client of the integration's 1C; breaker state changes go to the event bus."""
-    return OneCClient.from_config(
+) -> OneCSource:
+    """A client of the integration's 1C in its protocol (``integration.protocol``: the HTTP
+    service or the standard OData interface); breaker state changes go to the event bus."""
+    factory = ODataClient if integration.protocol == "odata" else OneCClient
+    return factory.from_config(
         integration,
         redis=redis,
         request_log=request_log,
@@ -45,7 +51,7 @@ def connect(
 
 
 @asynccontextmanager
-async def onec_client(sync: SyncRun) -> AsyncIterator[OneCClient]:
+async def onec_client(sync: SyncRun) -> AsyncIterator[OneCSource]:
     """The integration's 1C client (shared breaker, every attempt logged under the run id)."""
     redis = aioredis.from_url(sync.settings.require_redis_url())
     request_log = IntegrationLogWriter(sync.database_url)

@@ -27,6 +27,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -80,6 +81,9 @@ class SyncRun:
     started: float = field(default_factory=time.monotonic)
     sync_version: int | None = None
     onec_total: int | None = None
+    # A source without modification times (OData) gives none to move the watermark to: the
+    # moment its read began is the watermark instead (changes after it are read next time).
+    change_mark: datetime | None = None
     # Data events, run in order once the final transaction has committed.
     after_commit: list[Callable[[], None]] = field(default_factory=list)
 
@@ -293,6 +297,8 @@ def commit(sync: SyncRun, apply: Callable[[Cursor], None]) -> None:
 
 def save_state(cur: Cursor, sync: SyncRun, watermark: Any) -> None:
     """Move the watermark (inside the final transaction, with the data it covers)."""
+    if watermark is None:
+        watermark = sync.change_mark
     cur.execute(
         SAVE_STATE_SQL,
         {

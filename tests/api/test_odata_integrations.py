@@ -19,9 +19,7 @@ def _fields(response) -> set[str]:
 
 
 def test_create_odata_integration_with_options(api):
-    response = _create(
-        api, id="ut-odata", protocol="odata", options={"price_type_key": PRICE_TYPE}
-    )
+    response = _create(api, id="ut-odata", protocol="odata", options={"price_type_key": PRICE_TYPE})
     assert response.status_code == 201, response.text
     body = response.json()
     assert body["protocol"] == "odata"

@@ -24,6 +24,7 @@ price was set since ``changed_since``.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from datetime import datetime, timedelta
@@ -247,8 +248,10 @@ class ODataClient:
         return schema
 
     def _schema_key(self) -> str:
+        # The URL is part of the key: an integration moved to another 1C re-reads $metadata.
+        where = hashlib.blake2b(self.base_url.encode(), digest_size=8).hexdigest()
         namespace = get_settings().redis_namespace
-        return f"{namespace}:onec:odata-metadata:{self.integration_id}"
+        return f"{namespace}:onec:odata-metadata:{self.integration_id}:{where}"
 
     def needs(self, entity: str) -> list[md.Need]:
         """What reading or writing ``entity`` requires of the publication."""
@@ -602,6 +605,19 @@ class ODataClient:
         live = [r for r in rows if not r.get("DeletionMark")]
         return (live or rows or [None])[0]
 
+    async def _order_by_key(self, key: UUID) -> dict[str, Any]:
+        answer = await self._call(
+            "GET",
+            _with_query(
+                f"{SERVICE}/{md.ORDERS}(guid'{key}')",
+                {"$format": "json", "$select": "Ref_Key,Number,Статус,Posted,DeletionMark"},
+            ),
+        )
+        data = decode_json(answer.body, f"GET {md.ORDERS}(guid'{key}')")
+        if not isinstance(data, dict):
+            raise self._protocol(f"1C answered GET {md.ORDERS} by key with no object", answer.body)
+        return data
+
     async def _customer(self, order: OrderCreate) -> str:
         """The counterparty: by ИНН, else by name, else the integration's ``customer_key``."""
         customer = order.customer
@@ -654,6 +670,9 @@ class ODataClient:
         ]
         return orjson.dumps(
             {
+                # The TradeOS id as the document's key: a second POST of the same order is
+                # refused by 1C with code 15 even while the first is still being written.
+                "Ref_Key": str(order.external_id),
                 "Date": date,
                 "НомерПоДаннымКлиента": str(order.external_id),
                 "Комментарий": comment,
@@ -687,6 +706,10 @@ class ODataClient:
                         accept=(200, 201),
                         tries=1,
                     )
+                except KeyExists:
+                    found = await self._order_by_key(order.external_id)
+                    duplicate = True
+                    break
                 except OneCUnavailable:
                     # Created or not? Ask 1C before sending it again.
                     found = await self.find_order(order.external_id)
@@ -739,7 +762,8 @@ class ODataClient:
     def _raise_for_status(self, method: str, path: str, answer: Answer) -> NoReturn:
         status, body = answer.status, answer.body
         code, said = odata_error(body)
-        resource = unquote(path).removeprefix(SERVICE).lstrip("/")
+        # The query (logged with the attempt) is left out: 1C's message says what was wrong.
+        resource = unquote(path.split("?", 1)[0]).removeprefix(SERVICE).lstrip("/")
         target = resource.split("(", 1)[0].split("/", 1)[0] or "the service document"
         what = f"{method} {resource or '/'}"
         who = f"1C {self.integration_id!r}"
@@ -762,6 +786,12 @@ class ODataClient:
                 f"interface: {said}",
                 **common,
             )
+        if code == "15":
+            raise KeyExists(
+                f"{who} refused {what}: an object with this key exists (code 15): {said}",
+                onec_message=said,
+                **common,
+            )
         if code == "9":
             raise OneCNotFound(f"{who}: {what}: no such object (404, code 9): {said}", **common)
         if status in (400, 409, 422, 500) and code is not None:
@@ -776,6 +806,10 @@ class ODataClient:
         return OneCProtocolError(
             message, excerpt=describe_body(body), integration_id=self.integration_id
         )
+
+
+class KeyExists(OneCValidationError):
+    """1C's code 15: an object with the key given in a POST exists already."""
 
 
 class OrderNotPosted(OneCValidationError):

@@ -3,8 +3,8 @@ $metadata checks, 1C's error bodies, retries, and orders created once and posted
 
 from __future__ import annotations
 
+import asyncio
 import re
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
@@ -214,9 +214,8 @@ async def test_unpublished_object_fails_before_any_read(odata_emulator, make_oda
 
 
 async def test_metadata_without_a_needed_field_fails_before_any_read(odata_emulator, make_odata):
-    document = httpx.get(
-        odata_emulator.odata_url + "/$metadata", auth=(ODATA_USER.encode(), ODATA_PASSWORD.encode())
-    ).text
+    async with httpx.AsyncClient(auth=(ODATA_USER.encode(), ODATA_PASSWORD.encode())) as http:
+        document = (await http.get(odata_emulator.odata_url + "/$metadata")).text
     without = re.sub(r'<Property Name="Артикул"[^>]*/>', "", document, count=1)
     odata_emulator.control.inject_fault(
         200, 1, body=without, content_type="application/xml", path="$metadata"
@@ -301,7 +300,7 @@ async def test_a_lost_answer_to_the_post_never_makes_a_second_order(
     )
     async with make_odata(odata_emulator, timeout=1) as client:
         created = await client.create_order(order)
-    time.sleep(1.5)  # the first POST finishes inside the emulator (refused: the key exists)
+    await asyncio.sleep(1.5)  # the first POST finishes inside the emulator (refused: the key exists)
     assert [o["Ref_Key"] for o in odata_emulator.control.created_orders()] == [str(created.id)]
 
 

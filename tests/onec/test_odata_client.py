@@ -300,7 +300,8 @@ async def test_a_lost_answer_to_the_post_never_makes_a_second_order(
     )
     async with make_odata(odata_emulator, timeout=1) as client:
         created = await client.create_order(order)
-    await asyncio.sleep(1.5)  # the first POST finishes inside the emulator (refused: the key exists)
+    # The first POST finishes inside the emulator: refused, the key exists.
+    await asyncio.sleep(1.5)
     assert [o["Ref_Key"] for o in odata_emulator.control.created_orders()] == [str(created.id)]
 
 

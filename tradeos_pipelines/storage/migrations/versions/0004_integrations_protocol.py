@@ -42,6 +42,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_constraint("ck_integrations_protocol", "integrations", type_="check")
+    op.drop_constraint(op.f("ck_integrations_protocol"), "integrations", type_="check")
     op.drop_column("integrations", "options")
     op.drop_column("integrations", "protocol")

@@ -71,6 +71,11 @@ class IntegrationOptions(BaseModel):
         description="11.5: InformationRegister_ЦеныНоменклатуры25 (УТ 11.5, ERP 2.5); "
         "11.4: InformationRegister_ЦеныНоменклатуры",
     )
+    customer_key: UUID | None = Field(
+        None,
+        description="Ref_Key of a Catalog_Контрагенты row used for exported orders whose "
+        "customer 1C does not know (by ИНН, then by name)",
+    )
 
 
 class IntegrationCreate(_IntegrationFields):

@@ -23,11 +23,19 @@ def test_create_odata_integration_with_options(api):
     assert response.status_code == 201, response.text
     body = response.json()
     assert body["protocol"] == "odata"
-    assert body["options"] == {"price_type_key": PRICE_TYPE, "price_register": "11.5"}
+    assert body["options"] == {
+        "price_type_key": PRICE_TYPE,
+        "price_register": "11.5",
+        "customer_key": None,
+    }
 
     changed = api.patch("/integrations/ut-odata", json={"options": {"price_register": "11.4"}})
     assert changed.status_code == 200, changed.text
-    assert changed.json()["options"] == {"price_type_key": None, "price_register": "11.4"}
+    assert changed.json()["options"] == {
+        "price_type_key": None,
+        "price_register": "11.4",
+        "customer_key": None,
+    }
 
 
 def test_existing_and_default_integrations_speak_the_http_service(api):

@@ -638,7 +638,7 @@ class ODataEmulatorApp:
                 query = parse_query(scope["query_string"])
                 keys = infobase.created_orders
                 if query.get("all") == "true":
-                    keys = list(infobase.orders.keys())
+                    keys = list(infobase.orders.ref_keys())
                 return json_answer(200, {"orders": [infobase.orders.get(k) for k in keys]})
             if route == "stock":
                 return json_answer(200, {"rows": infobase.stock_rows()})

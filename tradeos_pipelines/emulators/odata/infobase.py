@@ -214,16 +214,14 @@ class Infobase:
         self.warehouse_keys = [row["Ref_Key"] for row in data.warehouses]
         self.price_type_keys = [row["Ref_Key"] for row in data.price_types]
         self.barcodes = BarcodeRegister(self.goods)
-        for ordinal, code in data.barcodes:
-            self.barcodes.add(ordinal, code)
+        self.barcodes.ordinals, self.barcodes.codes = data.barcode_goods, data.barcode_codes
         self.prices = PriceRegister(
             self.price_register, self.goods, self.price_type_keys, data.currency
         )
-        for recorder, period, records in data.prices:
-            self.prices.record(recorder, period, records)
+        for document in data.prices:
+            self.prices.record(document.recorder, document.period, document.records())
         self.stock = StockRegister(self.goods, self.warehouse_keys)
-        for ordinal, warehouse, values in data.stock:
-            self.stock.set(ordinal, warehouse, values)
+        self.stock.slots, self.stock.values = data.stock_slots, list(data.stock_values)
         self.codes = len(data.goods)
         self.order_numbers = len(data.orders)
         names = options.published if options.published is not None else tuple(self.objects)
@@ -272,6 +270,8 @@ class Infobase:
     def deny_read(self, name: str, ids: list[str] | None = None) -> None:
         """Take away the right to read an object, or (``ids``) only some of its objects."""
         self._known([name])
+        if ids is not None and self.objects[name].kind not in ("catalog", "document"):
+            raise ValueError("ids restrict catalogs and documents; a register is denied whole")
         self.denied[name] = None if ids is None else frozenset(_guid(i, "ids") for i in ids)
         self.touch()
 
@@ -348,13 +348,26 @@ class Infobase:
                 raise ValueError(f"{GOODS}: no objects {missing}")
             return keys
         rows = self.goods.rows
-        candidates = [
-            i
-            for i in range(len(rows))
-            if b'"IsFolder":false' in rows[i] and (want is None or want(rows[i]))
-        ]
-        chosen = sorted(self.rng.sample(candidates, min(count, len(candidates))))
-        return [self.goods.key_at(i) for i in chosen]
+
+        def wanted(index: int) -> bool:
+            raw = rows[index]
+            return b'"IsFolder":false' in raw and (want is None or want(raw))
+
+        # Draw at random (cheap over a million goods); when draws keep missing, few goods
+        # qualify, and a pass in key order finds the rest.
+        chosen: set[int] = set()
+        for _ in range(20 * count + 100 if rows else 0):
+            if len(chosen) == count:
+                break
+            index = int(self.rng.random() * len(rows))
+            if index not in chosen and wanted(index):
+                chosen.add(index)
+        for index in range(len(rows)):
+            if len(chosen) >= count:
+                break
+            if index not in chosen and wanted(index):
+                chosen.add(index)
+        return [self.goods.key_at(i) for i in sorted(chosen)]
 
     def _rewrite(self, store: ObjectStore, row: dict[str, Any]) -> None:
         row["DataVersion"] = seeding.next_version(row["DataVersion"])

@@ -444,13 +444,40 @@ def hints(node: Any) -> Hints | None:
     return merged or None
 
 
+def _only_key_equalities(node: Any) -> bool:
+    if isinstance(node, Logical):
+        return all(_only_key_equalities(operand) for operand in node.operands)
+    return isinstance(node, Compare) and node.op == "eq" and hints(node) is not None
+
+
+def lower_bound(node: Any) -> tuple[str, str, bool] | None:
+    """``(field, value, inclusive)`` for ``Ref_Key gt|ge guid'…'`` at the top of the filter
+    (alone or in an ``and``): the keyset paging some clients do instead of ``$skip``."""
+    for part in node.operands if isinstance(node, Logical) and node.op == "and" else (node,):
+        if (
+            isinstance(part, Compare)
+            and part.op in ("gt", "ge")
+            and isinstance(part.left, Property)
+            and getattr(part.right, "kind", None) == "guid"
+        ):
+            return part.left.name, part.right.value, part.op == "ge"
+    return None
+
+
 @dataclass
 class Filter:
-    """A compiled ``$filter``: the predicate, its lookup hints and its text (for caching)."""
+    """A compiled ``$filter``: the predicate, what it tells a store, its text (for caching).
+
+    ``hints``: key sets a matching row must be in; ``exact``: the hints say all the filter
+    says (a store that looked the keys up needs no further check); ``bound``: a lower bound
+    on a key, from which a store sorted by it may start.
+    """
 
     predicate: Predicate
     hints: Hints | None
     text: str
+    exact: bool = False
+    bound: tuple[str, str, bool] | None = None
 
 
 def compile_filter(text: str | None, entity: EntityType, option: str = "$filter") -> Filter | None:
@@ -458,7 +485,10 @@ def compile_filter(text: str | None, entity: EntityType, option: str = "$filter"
     if text is None:
         return None
     tree = parse_expression(text, option)
-    return Filter(Compiler(entity, option).compile(tree), hints(tree), text)
+    found = hints(tree)
+    exact = found is not None and _only_key_equalities(tree)
+    predicate = Compiler(entity, option).compile(tree)
+    return Filter(predicate, found, text, exact, lower_bound(tree))
 
 
 # ----- $select, $orderby, paging --------------------------------------------------------------

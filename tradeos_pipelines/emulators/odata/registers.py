@@ -14,7 +14,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from typing import Any
 
-from tradeos_pipelines.emulators.odata.query import Filter, Row
+from tradeos_pipelines.emulators.odata.query import Filter, Predicate, Row
 from tradeos_pipelines.emulators.odata.schema import (
     STOCK_DIMENSIONS,
     STOCK_RESOURCES,
@@ -34,6 +34,15 @@ WAREHOUSE_BITS = 8  # a stock slot is ordinal << 8 | warehouse
 
 def _ordinals(goods: ObjectStore, keys: Iterable[str]) -> list[int]:
     return sorted({o for o in map(goods.ordinal, keys) if o is not None})
+
+
+def _remaining(condition: Filter | None, narrowed: set[str]) -> Predicate | None:
+    """The check still needed after a table narrowed itself by the condition's key lists."""
+    if condition is None:
+        return None
+    if condition.exact and condition.hints is not None and set(condition.hints) <= narrowed:
+        return None
+    return condition.predicate
 
 
 class BarcodeRegister:
@@ -107,11 +116,10 @@ class PriceRegister:
         self.recorders.append(recorder)
         self.periods.append(period)
         self.starts.append(len(self.price))
+        for latest in self.latest:  # goods are created before their prices
+            latest.extend(array("i", [-1]) * (self.goods.ordinals - len(latest)))
         for kind, ordinal, price in records:
-            latest = self.latest[kind]
-            if len(latest) <= ordinal:
-                latest.extend([-1] * (ordinal + 1 - len(latest)))
-            latest[ordinal] = len(self.price)
+            self.latest[kind][ordinal] = len(self.price)
             self.recorder.append(number_)
             self.kind.append(kind)
             self.ordinal.append(ordinal)
@@ -192,8 +200,8 @@ class PriceRegister:
     ) -> Records:
         """``SliceLast``/``SliceFirst``: one record per price type and good, type by type.
 
-        The condition's key lists (``ВидЦены_Key eq guid'…'``) narrow what is walked; the
-        condition itself is then checked on every record.
+        The condition's key lists (``ВидЦены_Key eq guid'…'``) narrow what is walked; a
+        condition that says more is then checked on every record.
         """
         chosen = self._chosen(first, period)
         kinds = list(range(len(self.price_types)))
@@ -203,24 +211,29 @@ class PriceRegister:
             kinds = [k for k in kinds if self.price_types[k] in hints["ВидЦены_Key"]]
         if hints and "Номенклатура_Key" in hints:
             ordinals = _ordinals(self.goods, hints["Номенклатура_Key"])
-        predicate = condition.predicate if condition is not None else None
+        predicate = _remaining(condition, {"ВидЦены_Key", "Номенклатура_Key"})
 
         def width() -> int:
             return len(ordinals) if ordinals is not None else self.goods.ordinals
 
-        def make(position: int) -> dict[str, Any] | None:
+        def chosen_record(position: int) -> int:
             span = width()
             kind, offset = kinds[position // span], position % span
             ordinal = ordinals[offset] if ordinals is not None else offset
             column = chosen[kind]
-            index = column[ordinal] if ordinal < len(column) else -1
+            return column[ordinal] if ordinal < len(column) else -1
+
+        def make(position: int) -> dict[str, Any] | None:
+            index = chosen_record(position)
             if index < 0:
                 return None
             row = self.row(index)
             return row if predicate is None or predicate(Row(data=row)) else None
 
         key = (entity.name, "first" if first else "last", period, condition and condition.text)
-        return Records(entity, key, lambda: len(kinds) * width(), make, dense=False)
+        present = (lambda position: chosen_record(position) >= 0) if predicate is None else None
+        size = lambda: len(kinds) * width()  # noqa: E731 (goods may be added while paging)
+        return Records(entity, key, size, make, dense=False, present=present)
 
 
 class StockRegister:
@@ -242,11 +255,6 @@ class StockRegister:
     def set(self, ordinal: int, warehouse: int, values: tuple[float, float, float]) -> None:
         """Set a good's balance in a warehouse (insert or replace)."""
         slot = ordinal << WAREHOUSE_BITS | warehouse
-        if not self.slots or slot > self.slots[-1]:  # the seed comes in order: append
-            self.slots.append(slot)
-            for column, value in zip(self.values, values, strict=True):
-                column.append(value)
-            return
         index = bisect_left(self.slots, slot)
         if index < len(self.slots) and self.slots[index] == slot:
             for column, value in zip(self.values, values, strict=True):
@@ -274,30 +282,23 @@ class StockRegister:
         """``Balance(Dimensions=…, Condition=…)``: non-zero balances grouped by the dimensions.
 
         Rows are sorted by good, so grouping by a set of dimensions that includes the good
-        streams; grouping by warehouse alone is computed whole (it has a handful of rows).
+        streams; grouping without the good is computed whole (it has a handful of rows). The
+        condition's key lists (goods, warehouses) are checked on the columns; only a
+        condition that says more makes a row dict to test.
         """
-        predicate = condition.predicate if condition is not None else None
         hints = condition.hints if condition is not None else None
+        predicate = _remaining(condition, {"Номенклатура_Key", "Склад_Key", "Характеристика_Key"})
         positions: list[int] | None = None
         if hints and "Номенклатура_Key" in hints:
             positions = []
             for ordinal in _ordinals(self.goods, hints["Номенклатура_Key"]):
                 positions.extend(ordinal_range(self.slots, ordinal, WAREHOUSE_BITS))
-
-        def admitted(index: int) -> dict[str, Any] | None:
-            row = self.raw(index)
-            if predicate is not None and not predicate(Row(data=row)):
-                return None
-            return row
-
-        def result(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-            totals = [sum(r[name] for r in rows) for name in STOCK_RESOURCES]
-            if not any(totals):
-                return None
-            out = {f"{d}_Key": rows[0][f"{d}_Key"] for d in STOCK_DIMENSIONS if d in dimensions}
-            for name, total in zip(STOCK_RESOURCES, totals, strict=True):
-                out[f"{name}Balance"] = number(total)
-            return out
+        if hints and ZERO_GUID not in hints.get("Характеристика_Key", {ZERO_GUID}):
+            positions = []  # no good here has a characteristic
+        warehouses: set[int] | None = None
+        if hints and "Склад_Key" in hints:
+            warehouses = {i for i, key in enumerate(self.warehouses) if key in hints["Склад_Key"]}
+        mask = (1 << WAREHOUSE_BITS) - 1
 
         def index_of(position: int) -> int:
             return positions[position] if positions is not None else position
@@ -305,39 +306,61 @@ class StockRegister:
         def size() -> int:
             return len(positions) if positions is not None else len(self.slots)
 
-        if "Номенклатура" in dimensions and "Склад" in dimensions:
+        def accepted(index: int) -> bool:
+            if warehouses is not None and self.slots[index] & mask not in warehouses:
+                return False
+            return predicate is None or predicate(Row(data=self.raw(index)))
 
-            def make(position: int) -> dict[str, Any] | None:
-                row = admitted(index_of(position))
-                return result([row]) if row is not None else None
+        def totals(indices: list[int]) -> list[float]:
+            return [sum(column[i] for i in indices) for column in self.values]
 
-        elif "Номенклатура" in dimensions:
+        def output(indices: list[int]) -> dict[str, Any] | None:
+            sums = totals(indices)
+            if not any(sums):
+                return None
+            first = self.raw(indices[0])
+            out = {f"{d}_Key": first[f"{d}_Key"] for d in STOCK_DIMENSIONS if d in dimensions}
+            for name, total in zip(STOCK_RESOURCES, sums, strict=True):
+                out[f"{name}Balance"] = number(total)
+            return out
 
-            def make(position: int) -> dict[str, Any] | None:
-                index = index_of(position)
-                ordinal = self.slots[index] >> WAREHOUSE_BITS
-                if position > 0 and self.slots[index_of(position - 1)] >> WAREHOUSE_BITS == ordinal:
-                    return None  # the group was answered at its first row
-                group = []
-                following = position
-                while following < size():
-                    other = index_of(following)
-                    if self.slots[other] >> WAREHOUSE_BITS != ordinal:
-                        break
-                    row = admitted(other)
-                    if row is not None:
-                        group.append(row)
-                    following += 1
-                return result(group) if group else None
-
-        else:
-            groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        if "Номенклатура" not in dimensions:
+            groups: dict[tuple[int, ...], list[int]] = {}
             for position in range(size()):
-                row = admitted(index_of(position))
-                if row is not None:
-                    key = tuple(row[f"{d}_Key"] for d in STOCK_DIMENSIONS if d in dimensions)
-                    groups.setdefault(key, []).append(row)
-            rows = [r for r in map(result, groups.values()) if r is not None]
-            return Listed(entity, rows)
+                index = index_of(position)
+                if accepted(index):
+                    key = (self.slots[index] & mask,) if "Склад" in dimensions else ()
+                    groups.setdefault(key, []).append(index)
+            return Listed(entity, [r for r in map(output, groups.values()) if r is not None])
+
+        def members(position: int) -> list[int]:
+            """The accepted rows a result row at ``position`` sums (none: not its first row)."""
+            index = index_of(position)
+            if "Склад" in dimensions:
+                return [index] if accepted(index) else []
+            ordinal = self.slots[index] >> WAREHOUSE_BITS
+            if position > 0 and self.slots[index_of(position - 1)] >> WAREHOUSE_BITS == ordinal:
+                return []  # the good's row was made at its first warehouse
+            group = []
+            following = position
+            while following < size():
+                other = index_of(following)
+                if self.slots[other] >> WAREHOUSE_BITS != ordinal:
+                    break
+                if accepted(other):
+                    group.append(other)
+                following += 1
+            return group
+
+        def make(position: int) -> dict[str, Any] | None:
+            group = members(position)
+            return output(group) if group else None
+
+        def present(position: int) -> bool:
+            group = members(position)
+            return bool(group) and any(totals(group))
+
         key = (entity.name, dimensions, condition and condition.text)
-        return Records(entity, key, size, make, dense=False)
+        return Records(
+            entity, key, size, make, dense=False, present=present if predicate is None else None
+        )

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import base64
 import random
+from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from tradeos_pipelines.emulators.odata.query import format_datetime
+from tradeos_pipelines.emulators.odata.registers import WAREHOUSE_BITS
 from tradeos_pipelines.emulators.odata.schema import ORDER_STATUSES, ZERO_GUID
 from tradeos_pipelines.emulators.odata.stores import KEY_END, KEY_PREFIX, serialise
 
@@ -58,6 +62,7 @@ CUSTOMERS = (
 )  # fmt: skip
 
 
+@lru_cache(maxsize=1024)  # objects are written a few times each: few distinct values
 def data_version(revision: int) -> str:
     """1C's ``DataVersion``: a write counter, eight bytes in base64 (``AAAAAAAAAAE=``)."""
     return base64.b64encode(revision.to_bytes(8, "big")).decode()
@@ -150,6 +155,25 @@ def goods_row(
 
 
 @dataclass
+class PriceDocument:
+    """A price-setting document (УстановкаЦенНоменклатуры) and its records, in columns."""
+
+    recorder: str
+    period: str
+    kinds: array[int] = field(default_factory=lambda: array("b"))  # price type index
+    goods: array[int] = field(default_factory=lambda: array("i"))  # ordinal
+    prices: array[float] = field(default_factory=lambda: array("d"))
+
+    def add(self, kind: int, ordinal: int, price: float) -> None:
+        self.kinds.append(kind)
+        self.goods.append(ordinal)
+        self.prices.append(price)
+
+    def records(self) -> Iterator[tuple[int, int, float]]:
+        return zip(self.kinds, self.goods, self.prices, strict=True)
+
+
+@dataclass
 class Seed:
     """Everything generated, ready for :class:`~.infobase.Infobase` to load."""
 
@@ -163,13 +187,21 @@ class Seed:
     # Goods as stored (JSON bytes) in creation order, which is their ordinal: kept encoded
     # from the start, a million goods never exist as dicts all at once.
     goods: list[bytes] = field(default_factory=list)
-    on_sale: list[int] = field(default_factory=list)  # ordinals of items without a mark
-    barcodes: list[tuple[int, int]] = field(default_factory=list)  # (ordinal, code)
-    # (recorder ref, period, [(price type index, ordinal, price)])
-    prices: list[tuple[str, str, list[tuple[int, int, float]]]] = field(default_factory=list)
-    stock: list[tuple[int, int, tuple[float, float, float]]] = field(default_factory=list)
+    # Registers in columns, like the registers themselves keep them (tuples of a million
+    # records would double the peak memory of building the base).
+    on_sale: array[int] = field(default_factory=lambda: array("i"))  # items without a mark
+    barcode_goods: array[int] = field(default_factory=lambda: array("i"))  # ordinals
+    barcode_codes: array[int] = field(default_factory=lambda: array("q"))
+    prices: list[PriceDocument] = field(default_factory=list)
+    stock_slots: array[int] = field(default_factory=lambda: array("q"))  # as StockRegister
+    stock_values: tuple[array[float], ...] = field(
+        default_factory=lambda: (array("d"), array("d"), array("d"))
+    )
     orders: list[dict[str, Any]] = field(default_factory=list)
     currency: str = ""
+
+    def good_key(self, ordinal: int) -> str:
+        return self.goods[ordinal][len(KEY_PREFIX) : KEY_END].decode()
 
 
 def generate(items: int, warehouses: int, seed: int) -> Seed:
@@ -256,27 +288,28 @@ def _goods(data: Seed, rng: random.Random, items: int, unit_of: dict[str, str]) 
         if not deleted:
             data.on_sale.append(ordinal)
         for _ in range(pick(rng, (0, 1, 1, 1, 2))):
-            data.barcodes.append((ordinal, ean13(rng)))
+            data.barcode_goods.append(ordinal)
+            data.barcode_codes.append(ean13(rng))
 
 
 def _registers(data: Seed, rng: random.Random) -> None:
     """Prices set a month ago and changed for a tenth of the goods yesterday; free stock."""
     on_sale = data.on_sale
-    first: list[tuple[int, int, float]] = []
-    retail: dict[int, float] = {}
+    first = PriceDocument(data.refs(), format_datetime(BASE - timedelta(days=30)))
+    retail = array("d")
     for ordinal in on_sale:
         price = int(50 + rng.random() * 2_500_000) / 100
-        retail[ordinal] = price
-        first.append((0, ordinal, price))
-        first.append((1, ordinal, round(price * WHOLESALE_FACTOR, 2)))
-    data.prices.append((data.refs(), format_datetime(BASE - timedelta(days=30)), first))
-    changed: list[tuple[int, int, float]] = []
-    for ordinal in on_sale:
+        retail.append(price)
+        first.add(0, ordinal, price)
+        first.add(1, ordinal, round(price * WHOLESALE_FACTOR, 2))
+    changed = PriceDocument(data.refs(), format_datetime(BASE - timedelta(days=1)))
+    for ordinal, old in zip(on_sale, retail, strict=True):
         if rng.random() < 0.1:
-            price = round(retail[ordinal] * 1.05, 2)
-            changed.append((0, ordinal, price))
-            changed.append((1, ordinal, round(price * WHOLESALE_FACTOR, 2)))
-    data.prices.append((data.refs(), format_datetime(BASE - timedelta(days=1)), changed))
+            price = round(old * 1.05, 2)
+            changed.add(0, ordinal, price)
+            changed.add(1, ordinal, round(price * WHOLESALE_FACTOR, 2))
+    data.prices += [first, changed]
+    on_hand_column, from_stock_column, to_order_column = data.stock_values
     for ordinal in on_sale:
         for warehouse in range(len(data.warehouses)):
             if rng.random() >= 0.6:
@@ -284,18 +317,20 @@ def _registers(data: Seed, rng: random.Random) -> None:
             on_hand = float(int(rng.random() * 500))
             from_stock = float(int(rng.random() * (on_hand + 1))) if rng.random() < 0.3 else 0.0
             to_order = float(int(rng.random() * 20)) if rng.random() < 0.1 else 0.0
-            data.stock.append((ordinal, warehouse, (on_hand, from_stock, to_order)))
+            data.stock_slots.append(ordinal << WAREHOUSE_BITS | warehouse)
+            on_hand_column.append(on_hand)
+            from_stock_column.append(from_stock)
+            to_order_column.append(to_order)
 
 
 def _orders(data: Seed, rng: random.Random, items: int) -> None:
-    goods = [data.goods[o][len(KEY_PREFIX) : KEY_END].decode() for o in data.on_sale]
-    if not goods:
+    if not data.on_sale:
         return
     for i in range(max(10, items // 20)):
         ref = data.refs()
         lines = []
         for line in range(1, 2 + int(rng.random() * 4)):
-            good = pick(rng, goods)
+            good = data.good_key(pick(rng, data.on_sale))
             quantity = 1 + int(rng.random() * 10)
             price = int(50 + rng.random() * 500_000) / 100
             lines.append({

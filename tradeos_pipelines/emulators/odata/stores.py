@@ -68,10 +68,45 @@ class Table(Protocol):
 
     def lookup(self, hints: Hints) -> list[tuple[int, Row]] | None: ...
 
+    def locate(self, skip: int) -> int | None: ...
+
+    def seek(self, field: str, value: str, inclusive: bool) -> int | None: ...
+
     def row_key(self, row: Row) -> str | None: ...
 
 
 # ----- catalogs and documents ------------------------------------------------------------------
+class StoredRow(Row):
+    """A catalog or document row kept as JSON: a property is sliced out of the bytes.
+
+    A filter on ``DeletionMark`` over a million goods then reads one value per row instead
+    of parsing whole rows. The slice is safe because JSON escapes every ``"`` inside a
+    string, so ``"Name":`` and ``,"`` occur only between properties; scalar properties come
+    before tabular parts, so the first ``"Name":`` is the object's own.
+    """
+
+    __slots__ = ()
+
+    def get(self, name: str) -> Any:
+        raw = self.raw
+        assert raw is not None
+        if name == "Ref_Key":
+            return raw[len(KEY_PREFIX) : KEY_END].decode()
+        if self._data is not None:
+            return self._data.get(name)
+        label = b'"' + name.encode() + b'":'
+        start = raw.find(label)
+        if start < 0:
+            return None
+        start += len(label)
+        end = raw.find(b',"', start)
+        return orjson.loads(raw[start : end if end >= 0 else len(raw) - 1])
+
+
+def stored(raw: bytes) -> StoredRow:
+    return StoredRow(raw=raw, loads=orjson.loads)
+
+
 class ObjectStore:
     """Objects of one catalog or document, as JSON bytes sorted by ``Ref_Key``.
 
@@ -140,7 +175,7 @@ class ObjectStore:
         """The ``Ref_Key`` of the object at a position of the sorted list."""
         return self.rows[index][len(KEY_PREFIX) : KEY_END].decode()
 
-    def keys(self) -> Iterator[str]:
+    def ref_keys(self) -> Iterator[str]:
         """Every ``Ref_Key``, in key order."""
         return (raw[len(KEY_PREFIX) : KEY_END].decode() for raw in self.rows)
 
@@ -168,16 +203,27 @@ class ObjectStore:
 
     def scan(self, start: int) -> Iterator[tuple[int, Row]]:
         rows = self.rows
-        return (
-            (index, Row(raw=rows[index], loads=orjson.loads)) for index in range(start, len(rows))
-        )
+        return ((index, stored(rows[index])) for index in range(start, len(rows)))
 
     def lookup(self, hints: Hints) -> list[tuple[int, Row]] | None:
         keys = hints.get("Ref_Key")
         if keys is None:
             return None
         found = sorted(i for i in map(self.position, keys) if i is not None)
-        return [(i, Row(raw=self.rows[i], loads=orjson.loads)) for i in found]
+        return [(i, stored(self.rows[i])) for i in found]
+
+    def locate(self, skip: int) -> int | None:
+        return None
+
+    def seek(self, field: str, value: str, inclusive: bool) -> int | None:
+        """The first position whose ``Ref_Key`` is past a lower bound."""
+        if field != "Ref_Key":
+            return None
+        probe = KEY_PREFIX + value.encode()
+        index = bisect_left(self.rows, probe)
+        if not inclusive and index < len(self.rows) and self.rows[index].startswith(probe):
+            index += 1
+        return index
 
     def row_key(self, row: Row) -> str | None:
         assert row.raw is not None
@@ -210,6 +256,12 @@ class TabularRows:
     def lookup(self, hints: Hints) -> list[tuple[int, Row]] | None:
         return None
 
+    def locate(self, skip: int) -> int | None:
+        return None
+
+    def seek(self, field: str, value: str, inclusive: bool) -> int | None:
+        return None
+
     def row_key(self, row: Row) -> str | None:
         return row.get("Ref_Key")
 
@@ -229,12 +281,14 @@ class Records:
         make: Callable[[int], dict[str, Any] | None],
         lookup: Callable[[Hints], list[int] | None] | None = None,
         dense: bool = True,
+        present: Callable[[int], bool] | None = None,
     ) -> None:
         self.entity = entity
         self.cache_key = cache_key
         self._size = size
         self._make = make
         self._lookup = lookup
+        self._present = present  # cheap "position holds a row" for sparse tables
         self.dense = dense
 
     def size(self) -> int:
@@ -255,6 +309,22 @@ class Records:
             return None
         rows = ((i, self._make(i)) for i in positions)
         return [(i, Row(data=data)) for i, data in rows if data is not None]
+
+    def locate(self, skip: int) -> int | None:
+        """The position of row number ``skip``, found without building the rows before it."""
+        if self._present is None:
+            return None
+        present = self._present
+        seen = 0
+        for position in range(self._size()):
+            if present(position):
+                if seen == skip:
+                    return position
+                seen += 1
+        return self._size()
+
+    def seek(self, field: str, value: str, inclusive: bool) -> int | None:
+        return None
 
     def row_key(self, row: Row) -> str | None:
         return None
@@ -278,6 +348,12 @@ class Listed:
         return ((i, Row(data=self.rows[i])) for i in range(start, len(self.rows)))
 
     def lookup(self, hints: Hints) -> list[tuple[int, Row]] | None:
+        return None
+
+    def locate(self, skip: int) -> int | None:
+        return min(skip, len(self.rows))
+
+    def seek(self, field: str, value: str, inclusive: bool) -> int | None:
         return None
 
     def row_key(self, row: Row) -> str | None:
@@ -385,7 +461,8 @@ def read(
         page = matched[skip : None if top is None else skip + top]
     else:
         query = (*table.cache_key, filter.text if filter else None, hide, generation)
-        page = _stream(table, matches, every_row, skip, top, cache, query)
+        bound = filter.bound if filter is not None else None
+        page = _stream(table, matches, every_row, skip, top, cache, query, bound)
     if denied and not hide and any(table.row_key(row) in denied for row in page):
         assert access is not None
         raise access.denial()
@@ -400,14 +477,24 @@ def _stream(
     top: int | None,
     cache: ResumeCache | None,
     query: tuple[Any, ...],
+    bound: tuple[str, str, bool] | None,
 ) -> list[Row]:
-    """A page read in the table's own order, resuming where the previous page ended."""
+    """A page read in the table's own order, resuming where the previous page ended.
+
+    Without a remembered position, an unfiltered sparse table counts its rows to ``$skip``
+    cheaply (:meth:`Table.locate`), and a key bound lets a sorted store start past it.
+    """
     if top == 0:
         return []
     if every_row and table.dense:
         return [row for _, row in islice(table.scan(skip), top)]
     start = cache.get((*query, skip)) if cache is not None else None
     matched = skip if start is not None else 0
+    if start is None and every_row:
+        start = table.locate(skip)
+        matched = skip if start is not None else 0
+    if start is None and bound is not None:
+        start = table.seek(*bound)
     page: list[Row] = []
     for position, row in table.scan(start or 0):
         if not matches(row):

@@ -343,3 +343,17 @@ async def test_an_unknown_counterparty_is_refused_before_anything_is_created(
         "no counterparty (Catalog_Контрагенты) with ИНН 000000000000 in 1C"
     )
     assert odata_emulator.control.created_orders() == []
+
+
+async def test_change_probes_are_cheap_and_say_what_they_can(odata_emulator, make_odata, raw):
+    key = retail_key(raw)
+    async with make_odata(odata_emulator, price_type_key=key) as client:
+        since = datetime.now(UTC).replace(microsecond=0)
+        assert await client.has_changes("nomenclature", since) is False
+        assert await client.has_changes("orders", since) is False
+        assert await client.has_changes("stock", since) is False  # the schedule reads stock
+        odata_emulator.control.change_prices(1, price_type=key)
+        await client.create_order(_order(_good(raw)).model_copy(update={"date": since}))
+        assert await client.has_changes("nomenclature", since) is True
+        assert await client.has_changes("orders", since) is True
+        assert await client.has_changes("nomenclature", None) is True

@@ -361,9 +361,9 @@ class ODataClient:
         select = {"$select": "Номенклатура_Key,Цена"}
         rows: list[Any] = []
         if keys is None:
-            params = {**select, "$orderby": "Номенклатура_Key"}
-            async for page in self.pages(self._slice_last(kind), params, MAX_PAGE_SIZE):
-                rows.extend(page)
+            # One call: 1C computes the slice anew for every call, so $top/$skip pages
+            # would each cost a whole slice.
+            rows = await self.get_rows(self._slice_last(kind), select)
         else:
             for batch in _batches(keys):
                 condition = f"{kind} and ({_any_key('Номенклатура_Key', batch)})"
@@ -562,23 +562,27 @@ class ODataClient:
     async def has_changes(self, entity: Entity, changed_since: datetime | None) -> bool:
         """A cheap probe of whether ``entity`` may have changed after ``changed_since``.
 
-        Orders: a posted TradeOS order dated in the status window. Nomenclature: a price set
+        Orders: a posted TradeOS order dated after ``changed_since`` (a status change of an
+        older one has no cheap trace: the orders schedule reads those). Nomenclature: a price set
         since then (a goods edit changes only its ``DataVersion``, which needs the full
-        ``Ref_Key,DataVersion`` pass: the schedule's incremental sync finds those). Stock: a
-        balance has no change time, so the answer is always yes.
+        ``Ref_Key,DataVersion`` pass: the schedule's incremental sync finds those). Stock:
+        never (a balance has no change time, and ``Balance`` is slow on a real base: the
+        stock schedule reads it).
         """
-        if changed_since is None or entity == "stock":
+        if entity == "stock":
+            return False
+        if changed_since is None:
             return True
+        moment = to_onec_local(changed_since, self.zone).split(".")[0]
         if entity == "orders":
+            condition = f"{self._orders_filter(None)} and Date ge datetime'{moment}'"
             rows = await self.get_rows(
-                md.ORDERS,
-                {"$select": "Ref_Key", "$filter": self._orders_filter(changed_since), "$top": 1},
+                md.ORDERS, {"$select": "Ref_Key", "$filter": condition, "$top": 1}
             )
             return bool(rows)
         if entity == "nomenclature":
             if self.price_type_key is None:
                 return False
-            moment = to_onec_local(changed_since, self.zone).split(".")[0]
             rows = await self.get_rows(
                 f"{self.price_register}_RecordType",
                 {

@@ -24,6 +24,7 @@ price was set since ``changed_since``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
@@ -299,13 +300,30 @@ class ODataClient:
         """Every row of a collection in ``$top``/``$skip`` pages (1C sends no nextLink);
         stops on a short page. ``params`` must hold a stable ``$orderby``."""
         _check_size(page_size)
+
+        def fetch(skip: int) -> asyncio.Future[list[dict[str, Any]]]:
+            return asyncio.ensure_future(
+                self.get_rows(entity_set, {**params, "$top": page_size, "$skip": skip})
+            )
+
         skip = 0
-        while True:
-            rows = await self.get_rows(entity_set, {**params, "$top": page_size, "$skip": skip})
-            yield rows
-            if len(rows) < page_size:
-                return
-            skip += page_size
+        pending: asyncio.Future[list[dict[str, Any]]] | None = fetch(skip)
+        try:
+            while pending is not None:
+                rows = await pending
+                pending = None
+                if len(rows) == page_size:
+                    # Ask for the next page now: 1C prepares it while this one is used.
+                    skip += page_size
+                    pending = fetch(skip)
+                yield rows
+        finally:
+            if pending is not None:
+                # The caller stopped reading: the read-ahead is cancelled and awaited, so a
+                # failure of it is not reported as never retrieved.
+                pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await pending
 
     async def count(self, entity_set: str, params: Mapping[str, Any] | None = None) -> int:
         """``<Set>/$count`` (with ``allowedOnly``)."""
@@ -330,7 +348,10 @@ class ODataClient:
         """Barcodes per good: all of them, or of ``keys`` only."""
         found: dict[str, list[str]] = {}
         if keys is None:
-            rows = await self._all(md.BARCODES, md.BARCODE_FIELDS, "Штрихкод")
+            # One call, not $top/$skip pages: a page of a register under $orderby makes 1C
+            # (and the emulator) order the whole register each time (0.7 s a page at 16,000
+            # barcodes, against 1.3 s for all of them at once).
+            rows = await self.get_rows(md.BARCODES, {"$select": ",".join(md.BARCODE_FIELDS)})
         else:
             rows = []
             for batch in _batches(keys):

@@ -357,3 +357,22 @@ async def test_change_probes_are_cheap_and_say_what_they_can(odata_emulator, mak
         assert await client.has_changes("nomenclature", since) is True
         assert await client.has_changes("orders", since) is True
         assert await client.has_changes("nomenclature", None) is True
+
+
+async def test_a_good_without_a_name_is_rejected_naming_the_field(odata_emulator, make_odata, raw):
+    good = _good(raw)
+    odata_emulator.control.change_items(ids=[good], fields={"Description": ""})
+    async with make_odata(odata_emulator) as client:
+        items, rejected = await read_all(client.iter_nomenclature(page_size=100))
+    assert [(r.onec_id, r.reason) for r in rejected] == [
+        (good, "Description: missing (required for an item that is not a folder)")
+    ]
+    assert good not in {str(i.id) for i in items}
+
+
+async def test_fast_and_careful_paths_make_the_same_item(odata_emulator, make_odata, raw):
+    key = retail_key(raw)
+    async with make_odata(odata_emulator, price_type_key=key) as client:
+        parser = await client._goods_parser(None)
+    rows = raw(GOODS)
+    assert [parser._fast(r) for r in rows] == [parser._careful(r) for r in rows]

@@ -31,6 +31,7 @@ from tradeos_pipelines.sources.common.rows import (
     StockRow,
 )
 from tradeos_pipelines.sources.common.values import (
+    ZERO_GUID,
     RowError,
     flag,
     parse_decimal,
@@ -91,11 +92,17 @@ def same_data_version(stored: str | None, data_version: str) -> bool:
     return stored is not None and stored.split(":", 1)[0] == data_version
 
 
-def _version(data_version: str | None, *parts: Any) -> str | None:
+def _version(
+    data_version: str | None,
+    price: Decimal | None,
+    barcodes: tuple[str, ...],
+    unit: str | None,
+    vat: str | None,
+) -> str | None:
     if data_version is None:
         return None
-    digest = hashlib.blake2b(orjson.dumps(parts, default=str), digest_size=8).hexdigest()
-    return f"{data_version}:{digest}"
+    joined = f"{price}\x1f{chr(30).join(barcodes)}\x1f{unit}\x1f{vat}".encode()
+    return f"{data_version}:{hashlib.blake2b(joined, digest_size=8).hexdigest()}"
 
 
 def _field(raw: Mapping[str, Any], name: str, convert: Callable[[Any], T]) -> T:
@@ -160,6 +167,54 @@ class GoodsParser:
         return page
 
     def item(self, raw: dict[str, Any]) -> NomenclatureItem:
+        """One good or folder; a row the fast path cannot take is read field by field, so
+        its error names the field."""
+        try:
+            return self._fast(raw)
+        except (KeyError, TypeError, ValueError):
+            return self._careful(raw)
+
+    def _fast(self, raw: dict[str, Any]) -> NomenclatureItem:
+        """The usual row: every field present and of its declared type (no checks repeated
+        per field; ~4x cheaper than :meth:`_careful`)."""
+        key, parent = raw["Ref_Key"], raw["Parent_Key"]
+        name, is_folder, deleted = raw["Description"], raw["IsFolder"], raw["DeletionMark"]
+        code, data_version = raw["Code"], raw["DataVersion"]
+        article, full_name = raw["Артикул"], raw["НаименованиеПолное"]
+        if (
+            key == ZERO_GUID
+            or type(name) is not str
+            or type(is_folder) is not bool
+            or type(deleted) is not bool
+            or type(code) is not str
+            or type(data_version) is not str
+            or type(article) is not str
+            or type(full_name) is not str
+            or (not is_folder and not name.strip())
+        ):
+            raise ValueError("not the usual row")
+        unit = self.units.get(raw["ЕдиницаИзмерения_Key"])
+        vat = self.vat_rates.get(raw["СтавкаНДС_Key"])
+        barcodes = tuple(self.barcodes.get(key, ()))
+        price = None if is_folder else self.prices.get(key)
+        return NomenclatureItem(
+            id=UUID(key),
+            code=code,
+            article=article or None,
+            name=name,
+            full_name=full_name or None,
+            unit=unit,
+            group_id=None if parent == ZERO_GUID else UUID(parent),
+            is_folder=is_folder,
+            barcodes=barcodes,
+            price=price,
+            vat=vat,
+            deleted=deleted,
+            version=_version(data_version, price, barcodes, unit, vat),
+            modified_at=None,
+        )
+
+    def _careful(self, raw: dict[str, Any]) -> NomenclatureItem:
         item_id = _required_guid(raw, "Ref_Key")
         key = str(item_id)
         is_folder = _field(raw, "IsFolder", flag)

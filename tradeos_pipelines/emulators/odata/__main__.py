@@ -79,7 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     url = f"http://{host}:{port}{options.publication}{SERVICE}"
     print(f"1C OData emulator listening on {url}", flush=True)  # noqa: T201
     config = uvicorn.Config(
-        ODataEmulatorApp(infobase), log_level="warning", access_log=False, lifespan="off"
+        ODataEmulatorApp(infobase),
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        server_header=False,  # the app sends the emulated web server's own
     )
     uvicorn.Server(config).run(sockets=[sock])
     return 0

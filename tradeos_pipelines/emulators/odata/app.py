@@ -89,10 +89,12 @@ class Answer:
 
 
 def error_answer(error: ODataError) -> Answer:
+    """1C's error object with the error's HTTP status."""
     return Answer(error.status, formats.error_body(error.code, error.message))
 
 
 def json_answer(status: int, data: Any) -> Answer:
+    """Any JSON (the controls' answers)."""
     return Answer(status, orjson.dumps(data))
 
 
@@ -109,6 +111,7 @@ class Request:
 
     @property
     def as_json(self) -> bool:
+        """JSON asked for (with or without metadata), not Atom."""
         return self.format != "atom"
 
     @property
@@ -129,11 +132,14 @@ class Request:
 
     @property
     def allowed_only(self) -> bool:
+        """``allowedOnly=true``: leave out rows the user may not read instead of failing."""
         return any(self.query.get(name, "").lower() == "true" for name in ALLOWED_ONLY)
 
 
 @dataclass
 class Segment:
+    """One step of a resource path: ``Catalog_X(guid'…')`` is name and arguments."""
+
     name: str
     args: str | None  # the text between the parentheses
 

@@ -100,6 +100,10 @@ class ODataEmulatorOptions:
         price_register_name(self.price_register)
         if self.published is not None:
             self.published = tuple(self.published)
+            known = build_objects(self.price_register)
+            unknown = [name for name in self.published if name not in known]
+            if unknown:
+                raise ValueError(f"unknown objects {unknown}; known: {', '.join(known)}")
 
 
 @dataclass
@@ -131,6 +135,7 @@ class Fault:
             raise ValueError("a fault needs a status, a delay or drop")
 
     def matches(self, method: str, resource: str, url_path: str) -> bool:
+        """Whether this request gets the fault (while it has answers left)."""
         if self.remaining <= 0 or (self.method is not None and self.method.upper() != method):
             return False
         if self.path is None:
@@ -257,9 +262,11 @@ class Infobase:
         self.published = set(self._known(names))
 
     def publish(self, names: list[str]) -> None:
+        """Add objects to the published set."""
         self.published |= set(self._known(names))
 
     def unpublish(self, names: list[str]) -> None:
+        """Take objects out of the published set."""
         self.published -= set(self._known(names))
 
     def published_object(self, entity_set: str) -> MetaObject | None:
@@ -276,6 +283,7 @@ class Infobase:
         self.touch()
 
     def allow_read(self, name: str) -> None:
+        """Give back the right to read an object (all of it)."""
         self._known([name])
         self.denied.pop(name, None)
         self.touch()
@@ -313,19 +321,23 @@ class Infobase:
         )
 
     def entity(self, entity_set: str) -> EntityType:
+        """The entity type of an entity set."""
         obj = self.objects[self.set_owner[entity_set]]
         return next(e for e in obj.entities if e.name == entity_set)
 
     def slice_table(self, *, first: bool, period: str | None, condition: Filter | None) -> Table:
+        """``SliceLast``/``SliceFirst`` of the price register."""
         entity = self.entity(f"{self.price_register}_RecordType")
         return self.prices.slice_table(entity, first=first, period=period, condition=condition)
 
     def balance_table(self, dimensions: tuple[str, ...], condition: Filter | None) -> Table:
+        """``Balance`` of free stock."""
         entity = self.row_types[f"{STOCK}_Balance"]
         return self.stock.balance_table(entity, dimensions, condition)
 
     # ----- faults ---------------------------------------------------------------------------
     def add_fault(self, fault: Fault) -> None:
+        """Arm a fault after those already armed."""
         self.faults.append(fault)
 
     def take_fault(self, method: str, resource: str, url_path: str) -> Fault | None:

@@ -77,12 +77,14 @@ class Row:
 
     @property
     def data(self) -> dict[str, Any]:
+        """The whole row as a dict (parsed on first use)."""
         if self._data is None:
             assert self.raw is not None and self._loads is not None
             self._data = self._loads(self.raw)
         return self._data
 
     def get(self, name: str) -> Any:
+        """One property's value (``None`` if the row has no such property)."""
         return self.data.get(name)
 
 
@@ -113,6 +115,8 @@ _KNOWN_1C_FUNCTIONS = {
 
 @dataclass(frozen=True)
 class Token:
+    """A lexical token of a filter: its kind (a group of ``_TOKEN``) and text."""
+
     kind: str
     text: str
 
@@ -132,7 +136,7 @@ def tokenize(text: str, option: str = "$filter") -> list[Token]:
     return tokens
 
 
-# ----- the tree ---------------------------------------------------------------------------
+# ----- the tree: literals, property references, comparisons, and/or, not, function calls -----
 @dataclass(frozen=True)
 class Literal:
     kind: str  # guid | datetime | string | number | bool | null
@@ -340,12 +344,14 @@ class Compiler:
         self.option = option
 
     def prop_type(self, name: str) -> str:
+        """The Edm type of a property the filter names (code 6 for an unknown one)."""
         prop = self.entity.by_name.get(name)
         if prop is None or prop.rows is not None:
             raise unknown_segment(name)
         return prop.edm
 
     def compile(self, node: Any) -> Predicate:
+        """A predicate for a (sub)tree that yields a boolean."""
         if isinstance(node, Logical):
             parts = [self.compile(operand) for operand in node.operands]
             if node.op == "and":
@@ -500,6 +506,7 @@ class Selection:
     rows: dict[str, tuple[str, ...]]
 
     def is_prefix_of(self, entity: EntityType) -> bool:
+        """The selection is the type's first properties (it can be cut from stored JSON)."""
         return not self.rows and entity.names[: len(self.names)] == self.names
 
 

@@ -59,6 +59,7 @@ class BarcodeRegister:
         self.codes.append(code)
 
     def record(self, index: int) -> dict[str, Any]:
+        """Record ``index`` as 1C writes it."""
         return {
             "Штрихкод": f"{self.codes[index]:013d}",
             "Номенклатура_Key": self.goods.key_of(self.ordinals[index]),
@@ -67,6 +68,8 @@ class BarcodeRegister:
         }
 
     def table(self, entity: EntityType) -> Records:
+        """The register's entity set; batches of goods keys are looked up by bisection."""
+
         def lookup(hints: dict[str, frozenset[str]]) -> list[int] | None:
             keys = hints.get("Номенклатура_Key")
             if keys is None:
@@ -127,6 +130,7 @@ class PriceRegister:
         self._slices.clear()
 
     def row(self, index: int) -> dict[str, Any]:
+        """Record ``index`` as 1C writes it (``LineNumber`` within its recorder)."""
         recorder = self.recorder[index]
         return {
             "Recorder_Key": self.recorders[recorder],
@@ -356,7 +360,13 @@ class StockRegister:
             group = members(position)
             return output(group) if group else None
 
+        on_hand, from_stock, to_order = self.values
+
         def present(position: int) -> bool:
+            if "Склад" in dimensions:  # one stored row: read its columns, make no lists
+                index = index_of(position)
+                nonzero = on_hand[index] or from_stock[index] or to_order[index]
+                return bool(nonzero) and accepted(index)
             group = members(position)
             return bool(group) and any(totals(group))
 

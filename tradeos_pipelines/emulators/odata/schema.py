@@ -66,6 +66,7 @@ class EntityType:
 
     @property
     def names(self) -> tuple[str, ...]:
+        """Property names in declared order."""
         return tuple(p.name for p in self.props)
 
 
@@ -92,6 +93,7 @@ class MetaObject:
 
     @property
     def main(self) -> EntityType:
+        """The object's own entity type (the catalog, the document, the record set)."""
         return self.entities[0]
 
 

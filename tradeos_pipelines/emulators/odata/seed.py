@@ -165,11 +165,13 @@ class PriceDocument:
     prices: array[float] = field(default_factory=lambda: array("d"))
 
     def add(self, kind: int, ordinal: int, price: float) -> None:
+        """Append a record: price type index, goods ordinal, price."""
         self.kinds.append(kind)
         self.goods.append(ordinal)
         self.prices.append(price)
 
     def records(self) -> Iterator[tuple[int, int, float]]:
+        """The records as ``(price type index, goods ordinal, price)``."""
         return zip(self.kinds, self.goods, self.prices, strict=True)
 
 
@@ -201,6 +203,7 @@ class Seed:
     currency: str = ""
 
     def good_key(self, ordinal: int) -> str:
+        """The ``Ref_Key`` of the good with this ordinal."""
         return self.goods[ordinal][len(KEY_PREFIX) : KEY_END].decode()
 
 

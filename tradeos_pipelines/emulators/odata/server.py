@@ -38,6 +38,7 @@ class ODataEmulatorControl:
         )
 
     def close(self) -> None:
+        """Close the HTTP client."""
         self._http.close()
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
@@ -122,6 +123,7 @@ class ODataEmulatorControl:
         return self._call("POST", "/faults", fault)["faults"]
 
     def clear_faults(self) -> None:
+        """Disarm every fault."""
         self._call("DELETE", "/faults")
 
     def publish(self, names: list[str]) -> None:
@@ -142,6 +144,7 @@ class ODataEmulatorControl:
         self._call("POST", "/rights/deny", {"object": name, "ids": ids})
 
     def allow_read(self, name: str) -> None:
+        """Give back the right to read object ``name``."""
         self._call("POST", "/rights/allow", {"object": name})
 
     def set_balance_delay(self, seconds: float) -> None:
@@ -170,6 +173,7 @@ class _Running:
 
     @property
     def root_url(self) -> str:
+        """``http://host:port`` (the controls live under it)."""
         return f"http://{self.host}:{self.port}"
 
     @property
@@ -183,6 +187,7 @@ class _Running:
         return self.base_url + SERVICE
 
     def stop(self) -> None:
+        """Stop the emulator."""
         raise NotImplementedError
 
     def __enter__(self) -> Self:
@@ -218,6 +223,7 @@ class ODataEmulatorServer(_Running):
             log_level="warning",
             access_log=False,
             lifespan="off",
+            server_header=False,  # the app sends the emulated web server's own
             timeout_graceful_shutdown=1,
         )
         self._server = uvicorn.Server(config)
@@ -269,6 +275,7 @@ class ODataEmulatorProcess(_Running):
 
     @property
     def pid(self) -> int:
+        """The child's process id."""
         return self._process.pid
 
     def stop(self) -> None:

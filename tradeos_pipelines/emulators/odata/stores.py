@@ -62,20 +62,35 @@ class Table(Protocol):
     dense: bool  # every position holds exactly one row (so $skip is an index)
     cache_key: tuple[Any, ...]
 
-    def size(self) -> int: ...
+    def size(self) -> int:
+        """The number of positions (rows, for a dense table)."""
+        ...
 
-    def scan(self, start: int) -> Iterator[tuple[int, Row]]: ...
+    def scan(self, start: int) -> Iterator[tuple[int, Row]]:
+        """``(position, row)`` from ``start`` on, in the table's order."""
+        ...
 
-    def lookup(self, hints: Hints) -> list[tuple[int, Row]] | None: ...
+    def lookup(self, hints: Hints) -> list[tuple[int, Row]] | None:
+        """The rows the hints allow, in order; None when the table has no such index."""
+        ...
 
-    def locate(self, skip: int) -> int | None: ...
+    def locate(self, skip: int) -> int | None:
+        """The position of row ``skip`` without building the rows before it, or None."""
+        ...
 
-    def seek(self, field: str, value: str, inclusive: bool) -> int | None: ...
+    def seek(self, field: str, value: str, inclusive: bool) -> int | None:
+        """The first position past a lower bound on a key the table is sorted by, or None."""
+        ...
 
-    def row_key(self, row: Row) -> str | None: ...
+    def row_key(self, row: Row) -> str | None:
+        """The ``Ref_Key`` access restrictions apply to (None: the table has none)."""
+        ...
 
 
 # ----- catalogs and documents ------------------------------------------------------------------
+_LABELS: dict[str, bytes] = {}  # property name -> b'"Name":'
+
+
 class StoredRow(Row):
     """A catalog or document row kept as JSON: a property is sliced out of the bytes.
 
@@ -94,7 +109,9 @@ class StoredRow(Row):
             return raw[len(KEY_PREFIX) : KEY_END].decode()
         if self._data is not None:
             return self._data.get(name)
-        label = b'"' + name.encode() + b'":'
+        label = _LABELS.get(name)
+        if label is None:
+            label = _LABELS[name] = b'"' + name.encode() + b'":'
         start = raw.find(label)
         if start < 0:
             return None
@@ -104,6 +121,7 @@ class StoredRow(Row):
 
 
 def stored(raw: bytes) -> StoredRow:
+    """A :class:`StoredRow` over stored JSON."""
     return StoredRow(raw=raw, loads=orjson.loads)
 
 
@@ -140,6 +158,7 @@ class ObjectStore:
             self._ordinals = array("i", order)
 
     def position(self, key: str) -> int | None:
+        """Where the object with ``key`` is in the sorted list, or None."""
         probe = KEY_PREFIX + key.encode()
         index = bisect_left(self.rows, probe)
         if index < len(self.rows) and self.rows[index].startswith(probe):
@@ -155,6 +174,7 @@ class ObjectStore:
         return None if raw is None else orjson.loads(raw)
 
     def raw(self, key: str) -> bytes | None:
+        """The object's stored JSON, or None."""
         index = self.position(key)
         return None if index is None else self.rows[index]
 
@@ -180,6 +200,7 @@ class ObjectStore:
         return (raw[len(KEY_PREFIX) : KEY_END].decode() for raw in self.rows)
 
     def objects(self) -> Iterator[dict[str, Any]]:
+        """Every object as a dict, in key order."""
         return (orjson.loads(raw) for raw in self.rows)
 
     def ordinal(self, key: str) -> int | None:
@@ -190,6 +211,7 @@ class ObjectStore:
         return self._ordinals[index]
 
     def key_of(self, ordinal: int) -> str:
+        """The ``Ref_Key`` of the object with this creation number."""
         return self._keys[ordinal * 36 : ordinal * 36 + 36].decode()
 
     @property
@@ -335,10 +357,11 @@ class Listed:
 
     dense = True
 
-    def __init__(self, entity: EntityType, rows: list[dict[str, Any]], order: Order = ()) -> None:
+    order: Order = ()
+
+    def __init__(self, entity: EntityType, rows: list[dict[str, Any]]) -> None:
         self.entity = entity
         self.rows = rows
-        self.order = order
         self.cache_key = (entity.name, id(rows))
 
     def size(self) -> int:
@@ -376,6 +399,7 @@ class Access:
     entity_set: str
 
     def denial(self) -> ODataError:
+        """Code 20: the result would hold a row the user may not read."""
         return ODataError(
             403,
             "20",
@@ -395,23 +419,28 @@ class ResumeCache:
         self._size = size
 
     def get(self, key: tuple[Any, ...]) -> int | None:
+        """The remembered value, or None."""
         position = self._entries.get(key)
         if position is not None:
             self._entries.move_to_end(key)
         return position
 
     def put(self, key: tuple[Any, ...], position: int) -> None:
+        """Remember a value, forgetting the least recently used beyond the size."""
         self._entries[key] = position
         self._entries.move_to_end(key)
         while len(self._entries) > self._size:
             self._entries.popitem(last=False)
 
     def clear(self) -> None:
+        """Forget everything."""
         self._entries.clear()
 
 
 @dataclass
 class ReadResult:
+    """A page of rows and, when asked for, the number of all matching rows."""
+
     rows: list[Row]
     count: int | None  # all matching rows, when asked for
 
@@ -445,6 +474,7 @@ def read(
 
     every_row = predicate is None and not hide
     candidates = table.lookup(filter.hints) if filter is not None and filter.hints else None
+    query = (*table.cache_key, filter.text if filter else None, hide, generation)
     total = None
     if count:
         if candidates is not None:
@@ -452,7 +482,12 @@ def read(
         elif every_row and table.dense:
             total = table.size()
         else:
-            total = sum(1 for _, row in table.scan(0) if matches(row))
+            # A full scan: remembered until the next write, as a client asks before paging.
+            total = cache.get((*query, "count")) if cache is not None else None
+            if total is None:
+                total = sum(1 for _, row in table.scan(0) if matches(row))
+                if cache is not None:
+                    cache.put((*query, "count"), total)
     if candidates is not None or (orderby and tuple(orderby) != table.order):
         source = candidates if candidates is not None else table.scan(0)
         matched = [row for _, row in source if matches(row)]
@@ -460,7 +495,6 @@ def read(
             matched.sort(key=lambda row, n=name: sort_key(row.get(n)), reverse=descending)
         page = matched[skip : None if top is None else skip + top]
     else:
-        query = (*table.cache_key, filter.text if filter else None, hide, generation)
         bound = filter.bound if filter is not None else None
         page = _stream(table, matches, every_row, skip, top, cache, query, bound)
     if denied and not hide and any(table.row_key(row) in denied for row in page):

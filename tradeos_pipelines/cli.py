@@ -7,7 +7,9 @@ and the operator's commands over the sidecar's API (:mod:`tradeos_pipelines.ops_
     tradeos token create NAME        create a sidecar API token (shown once)
     tradeos token list               list tokens (never their secrets)
     tradeos token revoke ID          revoke a token
-    tradeos emulator [ARGS…]         run the bundled 1C emulator (its own --help)
+    tradeos emulator [--protocol odata] [ARGS…]
+                                     run the bundled 1C emulator: the HTTP service, or with
+                                     --protocol odata the standard OData interface (own --help)
     tradeos integrations list|show|add|test|enable|disable
     tradeos sync INTEGRATION [--entity E] [--full] [--wait]
     tradeos status
@@ -122,13 +124,34 @@ def _when(value: object) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if value is not None else "-"  # type: ignore[attr-defined]
 
 
+EMULATORS = {
+    "http_service": "tradeos_pipelines.emulators.http_service",
+    "odata": "tradeos_pipelines.emulators.odata",
+}
+
+
+def _emulator_protocol(argv: list[str]) -> tuple[str, list[str]]:
+    """``--protocol P`` (or ``--protocol=P``) taken out of the emulator's arguments."""
+    rest, protocol = [], "http_service"
+    items = iter(argv)
+    for arg in items:
+        if arg == "--protocol":
+            protocol = next(items, "")
+        elif arg.startswith("--protocol="):
+            protocol = arg.partition("=")[2]
+        else:
+            rest.append(arg)
+    return protocol, rest
+
+
 def cmd_emulator(args: argparse.Namespace) -> int:
-    """Run the bundled 1C emulator with the remaining arguments."""
-    sys.argv = ["tradeos emulator", *args.emulator_args]
+    """Run the bundled 1C emulator of ``--protocol`` with the remaining arguments."""
+    protocol, rest = _emulator_protocol(args.emulator_args)
+    if protocol not in EMULATORS:
+        return fail(f"--protocol must be one of {', '.join(EMULATORS)}, got {protocol!r}")
+    sys.argv = [f"tradeos emulator --protocol {protocol}", *rest]
     try:
-        runpy.run_module(
-            "tradeos_pipelines.emulators.http_service", run_name="__main__", alter_sys=True
-        )
+        runpy.run_module(EMULATORS[protocol], run_name="__main__", alter_sys=True)
     except ImportError as exc:
         return fail(f"the 1C emulator is not available in this checkout ({exc})")
     except SystemExit as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
+from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -14,6 +15,8 @@ from api.core.slugs import SLUG_PATTERN
 MASK = "***"
 
 AuthType = Literal["api_key", "basic"]
+Protocol = Literal["http_service", "odata"]
+PriceRegister = Literal["11.5", "11.4"]
 ConflictPolicy = Literal["onec_wins", "tradeos_wins", "manual"]
 Secret = Annotated[str, Field(min_length=1, max_length=500)]
 
@@ -53,6 +56,28 @@ class _IntegrationFields(BaseModel):
         return None if value is None else _check_timezone(value)
 
 
+class IntegrationOptions(BaseModel):
+    """Settings of the OData protocol (``protocol: "odata"``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    price_type_key: UUID | None = Field(
+        None,
+        description="Ref_Key of the price type (Catalog_ВидыЦен) whose prices TradeOS reads; "
+        "test-connection lists them. Without it goods come without a price.",
+    )
+    price_register: PriceRegister = Field(
+        "11.5",
+        description="11.5: InformationRegister_ЦеныНоменклатуры25 (УТ 11.5, ERP 2.5); "
+        "11.4: InformationRegister_ЦеныНоменклатуры",
+    )
+    customer_key: UUID | None = Field(
+        None,
+        description="Ref_Key of a Catalog_Контрагенты row used for exported orders whose "
+        "customer 1C does not know (by ИНН, then by name)",
+    )
+
+
 class IntegrationCreate(_IntegrationFields):
     """A new 1C infobase. ``id`` defaults to a slug of ``name`` (Cyrillic transliterated)."""
 
@@ -75,6 +100,8 @@ class IntegrationCreate(_IntegrationFields):
         description="How long one call to 1C keeps retrying through 5xx, 429 and dropped "
         "connections (0: one attempt).",
     )
+    protocol: Protocol = "http_service"
+    options: IntegrationOptions | None = None
 
 
 class IntegrationUpdate(_IntegrationFields):
@@ -94,6 +121,8 @@ class IntegrationUpdate(_IntegrationFields):
     page_size: Annotated[int, Field(ge=1, le=1000)] | None = None
     timeout_seconds: Annotated[float, Field(gt=0, le=600)] | None = None
     retry_budget_seconds: Annotated[float, Field(ge=0, le=3600)] | None = None
+    protocol: Protocol | None = None
+    options: IntegrationOptions | None = None
 
 
 class IntegrationPublic(BaseModel):
@@ -117,6 +146,10 @@ class IntegrationPublic(BaseModel):
     page_size: int
     timeout_seconds: float
     retry_budget_seconds: float
+    protocol: Protocol
+    options: IntegrationOptions | None = Field(
+        None, description="the OData settings; null for the HTTP service"
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -126,10 +159,33 @@ class IntegrationsPublic(BaseModel):
     count: int
 
 
+class ConnectionFinding(BaseModel):
+    """One problem test-connection found on the 1C side and what the 1C administrator does."""
+
+    object: str = Field(description="the 1C object, e.g. Catalog_Номенклатура")
+    problem: Literal["not_published", "not_readable", "field_missing", "error"]
+    message: str = Field(description="what 1C said, or what is missing")
+    fix: str = Field(description="what to do in 1C")
+
+
+class PriceType(BaseModel):
+    """A price type of the 1C (Catalog_ВидыЦен), to choose ``options.price_type_key``."""
+
+    key: UUID
+    name: str
+
+
 class ConnectionTest(BaseModel):
-    """Result of ``test-connection``: 1C's version on success, the reason otherwise."""
+    """Result of ``test-connection``: 1C's version on success, the reason otherwise.
+
+    For OData also the required objects that are not published or not readable (each with
+    what to do in 1C) and the price types found.
+    """
 
     ok: bool
     latency_ms: float
     version: str | None = None
     error: str | None = None
+    protocol: Protocol = "http_service"
+    findings: list[ConnectionFinding] = Field(default_factory=list)
+    price_types: list[PriceType] = Field(default_factory=list)

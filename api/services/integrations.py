@@ -22,6 +22,7 @@ from api.core.slugs import slugify
 from api.schemas.integration import (
     MASK,
     IntegrationCreate,
+    IntegrationOptions,
     IntegrationPublic,
     IntegrationsPublic,
     IntegrationUpdate,
@@ -68,6 +69,8 @@ def to_public(row: Integration, *, webhook_secret: str | None = None) -> Integra
         page_size=row.page_size,
         timeout_seconds=float(row.timeout_seconds),
         retry_budget_seconds=float(row.retry_budget_seconds),
+        protocol=row.protocol,  # type: ignore[arg-type]
+        options=IntegrationOptions(**row.options) if row.protocol == "odata" else None,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
@@ -88,6 +91,21 @@ def _credentials(auth_type: str, given: dict[str, Any]) -> dict[str, str]:
     if given.get("api_key"):
         raise FieldErrors([("api_key", "not used when auth_type is basic")])
     return {"username": given["username"], "password": given["password"]}
+
+
+def _protocol_options(
+    protocol: str, auth_type: str, options: IntegrationOptions | None
+) -> dict[str, Any]:
+    """The stored ``options`` for ``protocol``, or a 422 naming the field that does not fit."""
+    if protocol == "odata":
+        if auth_type != "basic":
+            raise FieldErrors(
+                [("auth_type", "the 1C OData interface takes only basic (a 1C user and password)")]
+            )
+        return (options or IntegrationOptions()).model_dump(mode="json")
+    if options is not None:
+        raise FieldErrors([("options", "used only when protocol is odata")])
+    return {}
 
 
 def list_integrations(session: Session) -> list[Integration]:
@@ -111,6 +129,7 @@ def create_integration(session: Session, body: IntegrationCreate) -> tuple[Integ
     if session.get(Integration, integration_id) is not None:
         raise IntegrationExists(f"integration {integration_id!r} already exists")
     credentials = _credentials(body.auth_type, body.model_dump())
+    options = _protocol_options(body.protocol, body.auth_type, body.options)
     webhook_secret = body.webhook_secret or secrets.token_urlsafe(32)
     row = Integration(
         id=integration_id,
@@ -126,6 +145,8 @@ def create_integration(session: Session, body: IntegrationCreate) -> tuple[Integ
         page_size=body.page_size,
         timeout_seconds=body.timeout_seconds,
         retry_budget_seconds=body.retry_budget_seconds,
+        protocol=body.protocol,
+        options=options,
     )
     session.add(row)
     try:
@@ -169,6 +190,15 @@ def update_integration(
         merged = {**stored, **{k: v for k, v in changes.items() if k in credential_fields}}
         row.auth_type = auth_type
         row.credentials_encrypted = encrypt_json(_credentials(auth_type, merged))
+    if {"protocol", "options", "auth_type"} & changes.keys():
+        if changes.get("protocol", row.protocol) is None:
+            raise FieldErrors([("protocol", "cannot be null")])
+        protocol = changes.get("protocol") or row.protocol
+        given = body.options
+        if given is None and protocol == row.protocol == "odata" and "options" not in changes:
+            given = IntegrationOptions(**row.options)
+        row.options = _protocol_options(protocol, row.auth_type, given)
+        row.protocol = protocol
     if changes.get("webhook_secret"):
         row.webhook_secret_encrypted = encrypt_text(changes["webhook_secret"])
     row.updated_at = datetime.now(UTC)

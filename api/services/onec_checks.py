@@ -1,4 +1,5 @@
-"""``test-connection``: one call to 1C's health endpoint through the project's 1C client."""
+"""``test-connection``: one call to 1C's health endpoint through the project's 1C client; for
+OData, also what the publication lacks and the price types (``sources/odata/checks.py``)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,15 @@ import time
 
 import redis.asyncio as aioredis
 
-from api.schemas.integration import ConnectionTest
+from api.schemas.integration import ConnectionFinding, ConnectionTest, PriceType
 from tradeos_pipelines.core.integration import IntegrationConfig
 from tradeos_pipelines.core.settings import get_settings
 from tradeos_pipelines.engine.source import connect
 from tradeos_pipelines.sources.common.cache import invalidate
 from tradeos_pipelines.sources.common.errors import OneCError
 from tradeos_pipelines.sources.common.transport import RetryPolicy
+from tradeos_pipelines.sources.odata.checks import inspect
+from tradeos_pipelines.sources.odata.client import ODataClient
 
 
 def _without_secrets(message: str, config: IntegrationConfig) -> str:
@@ -33,14 +36,39 @@ async def test_connection(config: IntegrationConfig, redis: aioredis.Redis) -> C
         # Someone waits on the answer: a few quick attempts, not a sync's retry budget.
         async with connect(config, redis=redis, retry=RetryPolicy.interactive()) as client:
             health = await client.health()
+            latency = round((time.perf_counter() - started) * 1000, 1)
+            if isinstance(client, ODataClient):
+                return await _odata(client, config, latency)
     except OneCError as exc:
         return ConnectionTest(
             ok=False,
             latency_ms=round((time.perf_counter() - started) * 1000, 1),
             error=_without_secrets(str(exc), config),
+            protocol=config.protocol,  # type: ignore[arg-type]
         )
+    return ConnectionTest(ok=True, latency_ms=latency, version=health.version)
+
+
+async def _odata(client: ODataClient, config: IntegrationConfig, latency: float) -> ConnectionTest:
+    """The OData publication checked for everything TradeOS needs (1C answered already)."""
+    found = await inspect(client)
+    findings = [
+        ConnectionFinding(
+            object=f.object,
+            problem=f.problem,  # type: ignore[arg-type]
+            message=_without_secrets(f.message, config),
+            fix=f.fix,
+        )
+        for f in found.findings
+    ]
     return ConnectionTest(
-        ok=True,
-        latency_ms=round((time.perf_counter() - started) * 1000, 1),
-        version=health.version,
+        ok=not findings,
+        latency_ms=latency,
+        version=found.version,
+        error=(
+            f"{len(findings)} problem(s) in the 1C publication; see findings" if findings else None
+        ),
+        protocol="odata",
+        findings=findings,
+        price_types=[PriceType(key=key, name=name) for key, name in found.price_types],
     )

@@ -75,6 +75,7 @@ def stack_env(data_dir: Path, **overrides: str) -> dict[str, str]:
             "TRADEOS_WS_PORT": str(find_free_port()),
             "TRADEOS_DAGSTER_PORT": str(find_free_port()),
             "TRADEOS_EMULATOR_PORT": str(find_free_port()),
+            "TRADEOS_ODATA_EMULATOR_PORT": str(find_free_port()),
             "TRADEOS_ENV": "development",
         }
     )

@@ -8,6 +8,7 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session
 from tradeos_pipelines.core.secrets import decrypt_json, new_secret_key
 from tradeos_pipelines.core.settings import PROJECT_ROOT, Settings
 from tradeos_pipelines.devstack.bootstrap import (
+    DEMO_ODATA_PRICE_TYPE,
     DataDir,
     StackError,
     admin_token,
@@ -23,6 +25,7 @@ from tradeos_pipelines.devstack.bootstrap import (
     dev_secret_key,
     ensure_database,
     ensure_demo_integration,
+    ensure_demo_odata_integration,
     prepare_dagster_home,
 )
 from tradeos_pipelines.storage.tables import Integration
@@ -118,3 +121,36 @@ def test_demo_integration_is_created_then_refreshed(db: str) -> None:
         assert "demo-key" not in row.credentials_encrypted
         assert decrypt_json(row.credentials_encrypted, key=new_key) == {"api_key": "demo-key"}
     engine.dispose()
+
+
+def test_demo_odata_integration_is_created_then_refreshed(db: str) -> None:
+    key = new_secret_key()
+    ensure_demo_odata_integration(db, "http://127.0.0.1:18081/trade", key)
+    new_key = new_secret_key()
+    ensure_demo_odata_integration(db, "http://127.0.0.1:28081/trade", new_key)
+    engine = create_engine(db)
+    with Session(engine) as session:
+        [row] = session.scalars(select(Integration)).all()
+        assert (row.id, row.protocol, row.auth_type, row.base_url) == (
+            "demo-odata",
+            "odata",
+            "basic",
+            "http://127.0.0.1:28081/trade",
+        )
+        assert row.options == {"price_type_key": DEMO_ODATA_PRICE_TYPE, "price_register": "11.5"}
+        assert decrypt_json(row.credentials_encrypted, key=new_key) == {
+            "username": "Администратор",
+            "password": "demo",
+        }
+    engine.dispose()
+
+
+def test_demo_odata_price_type_is_the_emulators_retail_price_type() -> None:
+    from tradeos_pipelines.emulators.odata import ODataEmulatorServer
+
+    with ODataEmulatorServer(items=10) as emulator:
+        response = httpx.get(
+            emulator.odata_url + "/Catalog_ВидыЦен", params={"$format": "json"}, timeout=10
+        )
+    types = {row["Description"]: row["Ref_Key"] for row in response.json()["value"]}
+    assert types["Розничная"] == DEMO_ODATA_PRICE_TYPE

@@ -1,5 +1,10 @@
 """Fixtures of the sync engine tests: an integration on the shared 1C emulator, SQL helpers,
-and an event publisher that checks what it announces against the database."""
+and an event publisher that checks what it announces against the database.
+
+Every test that takes ``integration`` runs once per 1C protocol (the ``onec`` fixture of
+tests/fixtures/emulator.py); a test of what only the HTTP service has is marked
+``http_service_only`` with the reason.
+"""
 
 from __future__ import annotations
 
@@ -18,9 +23,10 @@ PAGE_SIZE = 50
 
 
 @pytest.fixture
-def integration(make_integration, emulator, redis_url) -> str:
-    """``main-1c`` on the shared 200-item emulator, read in pages of 50."""
-    return make_integration(INTEGRATION, base_url=emulator.base_url, page_size=PAGE_SIZE)
+def integration(make_integration, onec, redis_url) -> str:
+    """``main-1c`` on the shared 200-item emulator of each protocol in turn (``onec``: the
+    HTTP service, then the standard OData interface), read in pages of 50."""
+    return make_integration(INTEGRATION, page_size=PAGE_SIZE, **onec.integration_fields())
 
 
 @pytest.fixture

@@ -14,6 +14,9 @@ from tradeos_pipelines.engine import (
     sync_nomenclature,
 )
 
+# The HTTP emulator's change_items rewrites prices; the OData one rewrites names.
+pytestmark = pytest.mark.http_service_only("these tests edit prices through change_items")
+
 
 def _policy(sql, policy: str) -> None:
     sql("UPDATE integrations SET conflict_policy = :p", p=policy)

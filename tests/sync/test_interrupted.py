@@ -13,6 +13,9 @@ import pytest
 from tradeos_pipelines.engine import SyncFailed, sync_nomenclature
 from tradeos_pipelines.engine.log import INTERRUPTED
 
+# Slow faults and per-path request counters of the HTTP emulator time the kill.
+pytestmark = pytest.mark.http_service_only("slow-answer faults of the HTTP emulator")
+
 CHILD = "from tradeos_pipelines.engine import sync_nomenclature; sync_nomenclature('main-1c')"
 
 

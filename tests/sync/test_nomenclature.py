@@ -14,52 +14,51 @@ from .conftest import INTEGRATION
 ITEMS, FOLDERS = 200, 4
 
 
-def rows_served(emulator) -> int:
-    return emulator.control.counters()["rows_served"].get("nomenclature", 0)
-
-
-def test_first_sync_is_full_and_creates_everything(integration, emulator, sql, bus):
+def test_first_sync_is_full_and_creates_everything(integration, onec, sql, bus):
+    items, folders = onec.items, onec.folders
     result = sync_nomenclature(integration, publisher=bus)
 
     assert result.full and result.status == "success"
-    assert (result.fetched, result.created, result.updated) == (ITEMS + FOLDERS, ITEMS + FOLDERS, 0)
-    assert result.onec_total == ITEMS + FOLDERS
-    assert sql("SELECT count(*) FROM products")[0][0] == ITEMS
-    assert sql("SELECT count(*) FROM product_groups")[0][0] == FOLDERS
-    assert sql("SELECT count(*) FROM products WHERE group_onec_id IS NOT NULL")[0][0] == ITEMS
-    # The catalogue comes with one deletion mark: that product exists, inactive.
-    assert sql("SELECT count(*) FROM products WHERE NOT is_active")[0][0] == 1
+    assert (result.fetched, result.created, result.updated) == (items + folders, items + folders, 0)
+    assert result.onec_total == items + folders
+    assert sql("SELECT count(*) FROM products")[0][0] == items
+    assert sql("SELECT count(*) FROM product_groups")[0][0] == folders
+    assert sql("SELECT count(*) FROM products WHERE group_onec_id IS NOT NULL")[0][0] == items
+    # The catalogue comes with deletion marks: those products exist, inactive.
+    assert sql("SELECT count(*) FROM products WHERE NOT is_active")[0][0] == onec.deleted
     log = sql('SELECT status, sync_version, created, "full" FROM sync_logs')[0]
-    assert tuple(log) == ("success", result.sync_version, ITEMS + FOLDERS, True)
+    assert tuple(log) == ("success", result.sync_version, items + folders, True)
     # A creation is stamped on the product, not copied into product_history.
     assert sql("SELECT count(*) FROM product_history")[0][0] == 0
     assert (
         sql("SELECT count(*) FROM products WHERE created_sync_version = :v", v=result.sync_version)[
             0
         ][0]
-        == ITEMS
+        == items
     )
     state = sql("SELECT watermark, onec_total FROM sync_state WHERE entity = 'nomenclature'")[0]
-    assert state.watermark is not None and state.onec_total == ITEMS + FOLDERS
+    assert state.watermark is not None and state.onec_total == items + folders
 
 
 def test_incremental_reads_only_changes_and_skips_unchanged_versions(
-    integration, emulator, sql, bus, no_overlap
+    integration, onec, sql, bus, no_overlap
 ):
     first = sync_nomenclature(integration, publisher=bus)
-    changed = emulator.control.change_items(3)
-    before = rows_served(emulator)
+    changed = onec.change_items(3)
+    before = onec.rows_served()
 
     second = sync_nomenclature(integration, publisher=bus)
 
-    assert rows_served(emulator) - before == 3
+    # OData has no change times: it reads Ref_Key,DataVersion of every row, then the 3.
+    assert onec.rows_served() - before == onec.scan_rows + 3
     assert not second.full
     assert (second.fetched, second.updated, second.created, second.unchanged) == (3, 3, 0, 0)
     versions = dict(sql("SELECT onec_id::text, sync_version FROM products"))
     assert {k for k, v in versions.items() if v == second.sync_version} == set(changed)
-    assert sum(v == first.sync_version for v in versions.values()) == ITEMS - 3
+    assert sum(v == first.sync_version for v in versions.values()) == onec.items - 3
 
 
+@pytest.mark.http_service_only("the overlap window re-reads rows by modification time")
 def test_overlap_rereads_recent_rows_without_rewriting_them(integration, emulator, sql, bus):
     sync_nomenclature(integration, publisher=bus)
     changed = emulator.control.change_items(2)
@@ -79,6 +78,7 @@ def test_overlap_rereads_recent_rows_without_rewriting_them(integration, emulato
     )
 
 
+@pytest.mark.http_service_only("keyset paging serves an edited row again at the end")
 def test_same_row_twice_in_one_pass_last_wins(integration, emulator, sql, bus):
     # An item read on page 1 is edited in 1C while page 2 is read: keyset paging serves it
     # again at the end with its new version; the later copy must win.
@@ -111,16 +111,16 @@ def _emulator_item(emulator, item_id: str) -> dict:
     return next(i for i in body["items"] if i["id"] == item_id)
 
 
-def test_deletion_mark_deactivates_and_never_deletes(integration, emulator, sql, bus):
+def test_deletion_mark_deactivates_and_never_deletes(integration, onec, sql, bus):
     sync_nomenclature(integration, publisher=bus)
-    [marked] = emulator.control.mark_deleted(1)
+    [marked] = onec.mark_deleted(1)
 
     result = sync_nomenclature(integration, publisher=bus)
 
     assert result.deleted == 1
     row = sql("SELECT id, is_active FROM products WHERE onec_id::text = :id", id=marked)[0]
     assert row.is_active is False
-    assert sql("SELECT count(*) FROM products")[0][0] == ITEMS
+    assert sql("SELECT count(*) FROM products")[0][0] == onec.items
     change = sql(
         "SELECT change, previous->>'is_active', current->>'is_active' FROM product_history "
         "WHERE product_id = :p AND sync_version = :v",
@@ -130,10 +130,10 @@ def test_deletion_mark_deactivates_and_never_deletes(integration, emulator, sql,
     assert [tuple(c) for c in change] == [("deactivated", "true", "false")]
 
 
-def test_folders_go_to_product_groups(integration, emulator, sql, bus):
+def test_folders_go_to_product_groups(integration, onec, sql, bus):
     sync_nomenclature(integration, publisher=bus)
     groups = sql("SELECT name, onec_id FROM product_groups ORDER BY name")
-    assert len(groups) == FOLDERS and all(g.name for g in groups)
+    assert len(groups) == onec.folders and all(g.name for g in groups)
     # Every product points at one of the synced folders.
     orphans = sql(
         "SELECT count(*) FROM products p LEFT JOIN product_groups g "
@@ -142,6 +142,7 @@ def test_folders_go_to_product_groups(integration, emulator, sql, bus):
     assert orphans == 0
 
 
+@pytest.mark.http_service_only("bad-row injection of the HTTP emulator")
 def test_bad_rows_are_rejected_and_the_rest_synced(integration, emulator, sql, bus):
     emulator.control.inject_bad_rows("no_name", 1)
     emulator.control.inject_bad_rows("bad_price", 1)
@@ -157,6 +158,7 @@ def test_bad_rows_are_rejected_and_the_rest_synced(integration, emulator, sql, b
     assert sql("SELECT status, rejected FROM sync_logs")[0] == ("partial", 2)
 
 
+@pytest.mark.http_service_only("bad-row injection of the HTTP emulator")
 def test_reject_ratio_above_limit_fails_and_writes_nothing(integration, emulator, sql, bus):
     emulator.control.inject_bad_rows("no_name", 12)  # 12 of 216 rows = 5.6% > 5%
 
@@ -183,14 +185,14 @@ def _snapshot(sql) -> list:
     ]
 
 
-def test_1c_failure_mid_pass_changes_nothing_and_retry_succeeds(integration, emulator, sql, bus):
+def test_1c_failure_mid_pass_changes_nothing_and_retry_succeeds(integration, onec, sql, bus):
     sync_nomenclature(integration, publisher=bus)
-    emulator.control.change_items(120)  # three pages of changes
+    onec.change_items(120)  # three pages of changes
     before = _snapshot(sql)
     watermark = sql("SELECT watermark FROM sync_state")[0][0]
 
     # 1C fails from page 3 on, longer than the client's retries last.
-    bus.on_page(2, lambda: emulator.control.inject_fault("500", 50, path="nomenclature"))
+    bus.on_page(2, lambda: onec.fail_catalogue_reads(50))
     with pytest.raises(SyncFailed) as failed:
         sync_nomenclature(integration, publisher=bus)
 
@@ -203,14 +205,14 @@ def test_1c_failure_mid_pass_changes_nothing_and_retry_succeeds(integration, emu
     ] == "sync.failed"
 
     bus.hooks.clear()
-    emulator.control.clear_faults()
+    onec.clear_faults()
     retry = sync_nomenclature(integration, publisher=bus)
     assert retry.status == "success" and retry.updated == 120
 
 
-def test_postgres_connection_dropped_mid_sync(integration, emulator, sql, bus):
+def test_postgres_connection_dropped_mid_sync(integration, onec, sql, bus):
     sync_nomenclature(integration, publisher=bus)
-    emulator.control.change_items(120)
+    onec.change_items(120)
     before = _snapshot(sql)
     name = application_name(INTEGRATION, "nomenclature")
 
@@ -233,7 +235,7 @@ def test_postgres_connection_dropped_mid_sync(integration, emulator, sql, bus):
     assert sync_nomenclature(integration, publisher=bus).updated == 120
 
 
-def test_events_are_published_after_commit(integration, emulator, sql, bus, redis_client):
+def test_events_are_published_after_commit(integration, onec, sql, bus, redis_client):
     def committed(data):
         # Called by the engine right before it publishes: the data must already be visible
         # from another connection.
@@ -249,17 +251,18 @@ def test_events_are_published_after_commit(integration, emulator, sql, bus, redi
     result = sync_nomenclature(integration, publisher=bus)
 
     batches = bus.of_type("product.updated")
-    assert sum(len(b["onec_ids"]) for b in batches) == ITEMS
+    assert sum(len(b["onec_ids"]) for b in batches) == onec.items
     assert all(len(b["onec_ids"]) <= 500 for b in batches)
     kinds = [kind for _, kind, _ in bus.events]
     assert kinds[0] == "sync.started" and kinds[-1] == "sync.finished"
     last_progress = max(i for i, k in enumerate(kinds) if k == "sync.progress")
     assert kinds.index("product.updated") > last_progress
     progress = bus.of_type("sync.progress")
-    assert [p["processed"] for p in progress] == [50, 100, 150, 200, 204]
-    assert progress[-1]["total"] == ITEMS + FOLDERS
+    rows = onec.items + onec.folders
+    assert [p["processed"] for p in progress] == [*range(50, rows, 50), rows]
+    assert progress[-1]["total"] == rows
     finished = bus.of_type("sync.finished")[0]
-    assert finished["created"] == ITEMS + FOLDERS
+    assert finished["created"] == rows
     assert finished["sync_version"] == result.sync_version
     # They went through the real bus, under this test session's namespace.
     from tradeos_pipelines.event_bus import stream_key

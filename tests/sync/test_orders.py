@@ -53,7 +53,7 @@ def _state(sql, order_id: str):
     )[0]
 
 
-def test_export_sends_the_days_waiting_orders_once(catalogue, emulator, sql, bus):
+def test_export_sends_the_days_waiting_orders_once(catalogue, onec, sql, bus):
     today = _order(sql)
     other_day = _order(sql, when=datetime(2026, 11, 21, 0, 30, tzinfo=MOSCOW))
 
@@ -67,16 +67,16 @@ def test_export_sends_the_days_waiting_orders_once(catalogue, emulator, sql, bus
     )
     state = _state(sql, today)
     assert state.status == "exported" and state.onec_number and state.exported_at
-    [in_1c] = emulator.control.orders(external_id=today)
+    [in_1c] = onec.orders_for(today)
     assert in_1c["number"] == state.onec_number and str(state.onec_id) == in_1c["id"]
     assert _state(sql, other_day).status == "new"
     assert bus.of_type("order.updated")[0]["order_ids"] == [today]
 
     again = export_orders(catalogue, DAY, publisher=bus)
-    assert again.fetched == 0 and len(emulator.control.orders(external_id=today)) == 1
+    assert again.fetched == 0 and len(onec.orders_for(today)) == 1
 
 
-def test_export_retry_after_lost_database_never_duplicates_in_1c(catalogue, emulator, sql, bus):
+def test_export_retry_after_lost_database_never_duplicates_in_1c(catalogue, onec, sql, bus):
     order_id = _order(sql)
     # The sync's PostgreSQL session dies right when it records 1C's answer: 1C has the order,
     # TradeOS does not know.
@@ -96,15 +96,16 @@ def test_export_retry_after_lost_database_never_duplicates_in_1c(catalogue, emul
         sql("DROP FUNCTION drop_exporting_session()")
     assert "PostgreSQL connection" in failed.value.reason
     assert _state(sql, order_id).status == "new"
-    assert len(emulator.control.orders(external_id=order_id)) == 1
+    assert len(onec.orders_for(order_id)) == 1
 
     retry = export_orders(catalogue, DAY, publisher=bus)
 
     assert retry.status == "success" and retry.updated == 1 and retry.created == 0
     assert _state(sql, order_id).status == "exported"
-    assert len(emulator.control.orders(external_id=order_id)) == 1
+    assert len(onec.orders_for(order_id)) == 1
 
 
+@pytest.mark.http_service_only("the OData emulator takes an order for an unknown good")
 def test_refused_order_is_marked_and_the_others_go_on(catalogue, emulator, sql, bus):
     unknown = sql(
         "INSERT INTO products (integration_id, onec_id, name) "
@@ -126,61 +127,66 @@ def test_refused_order_is_marked_and_the_others_go_on(catalogue, emulator, sql, 
     )
 
 
-def test_1c_unavailable_stops_the_export_and_orders_stay_new(catalogue, emulator, sql, bus):
+def test_1c_unavailable_stops_the_export_and_orders_stay_new(catalogue, onec, sql, bus):
     order_id = _order(sql)
-    emulator.control.inject_fault("503", 20, path="orders", method="POST")
+    onec.fail_order_posts(20)
 
     with pytest.raises(SyncFailed) as failed:
         export_orders(catalogue, None, publisher=bus)
 
     assert failed.value.reason.startswith("1C:")
     assert _state(sql, order_id).status == "new"
-    assert emulator.control.orders(external_id=order_id) == []
+    assert onec.orders_for(order_id) == []
     log = sql("SELECT status FROM sync_logs WHERE id = :id", id=failed.value.sync_log_id)[0]
     assert log.status == "failed"
 
 
-def test_statuses_come_back_from_1c(catalogue, emulator, sql, bus):
+def test_statuses_come_back_from_1c(catalogue, onec, sql, bus):
     order_id = _order(sql)
     export_orders(catalogue, DAY, publisher=bus)
     first = sync_order_statuses(catalogue, DAY, publisher=bus)
     assert first.full and first.unchanged == 1
 
     onec_id = str(_state(sql, order_id).onec_id)
-    emulator.control.set_order_status(order_id=onec_id, status="Отгружен")
+    status = onec.set_order_status(onec_id)
     second = sync_order_statuses(catalogue, DAY, publisher=bus)
 
     assert not second.full and second.updated == 1
-    assert _state(sql, order_id).onec_status == "Отгружен"
+    assert _state(sql, order_id).onec_status == status
     assert bus.of_type("order.updated")[-1]["order_ids"] == [order_id]
 
 
-def test_status_sync_finds_an_order_whose_export_answer_was_lost(catalogue, emulator, sql, bus):
+def test_odata_posting_refused_marks_the_order_and_keeps_the_1c_document(catalogue, onec, sql, bus):
+    if onec.protocol != "odata":
+        pytest.skip("OData only: the HTTP service creates and posts in one call")
+    order_id = _order(sql)
+    onec.control.arm_posting_failure(1, "Недостаточно товара на складе")
+
+    result = export_orders(catalogue, DAY, publisher=bus)
+
+    assert result.status == "partial" and (result.created, result.rejected) == (0, 1)
+    [in_1c] = onec.orders_for(order_id)
+    state = _state(sql, order_id)
+    assert state.status == "export_failed"
+    assert str(state.onec_id) == in_1c["id"] and state.onec_number == in_1c["number"]
+    assert state.export_error == (
+        f"1C created order {in_1c['number']} but refused to post it: Недостаточно товара на складе"
+    )
+
+    # A person sends it again: the same 1C document is found and posted, not a second one.
+    sql("UPDATE orders SET status = 'new' WHERE id = :id", id=order_id)
+    again = export_orders(catalogue, DAY, publisher=bus)
+    assert (again.status, again.updated, again.created) == ("success", 1, 0)
+    assert _state(sql, order_id).status == "exported"
+    assert onec.orders_for(order_id) == [in_1c]
+
+
+def test_status_sync_finds_an_order_whose_export_answer_was_lost(catalogue, onec, sql, bus):
     sync_order_statuses(catalogue, None, publisher=bus)  # sets the watermark
     order_id = _order(sql)
     # 1C created the order (an earlier attempt), TradeOS still has it as new.
-    import httpx
-
-    httpx.post(
-        emulator.base_url + "/hs/api/orders",
-        headers={"X-API-Key": "test-key"},
-        json={
-            "external_id": order_id,
-            "date": "2026-11-20T10:15:00",
-            "customer": {"name": "ООО «Ромашка»"},
-            "items": [
-                {
-                    "product_id": str(
-                        sql("SELECT onec_id FROM products WHERE is_active ORDER BY code LIMIT 1")[
-                            0
-                        ][0]
-                    ),
-                    "quantity": 2,
-                    "price": 1234.5,
-                }
-            ],
-        },
-    ).raise_for_status()
+    product = sql("SELECT onec_id FROM products WHERE is_active ORDER BY code LIMIT 1")[0][0]
+    onec.create_order(order_id, str(product))
 
     result = sync_order_statuses(catalogue, DAY, publisher=bus)
 
@@ -189,6 +195,7 @@ def test_status_sync_finds_an_order_whose_export_answer_was_lost(catalogue, emul
     assert state.status == "exported" and state.onec_number
 
 
+@pytest.mark.http_service_only("OData reads order statuses by document date, not change time")
 def test_day_widens_the_read_window_to_the_start_of_that_day(catalogue, sql, bus):
     sync_order_statuses(catalogue, None, publisher=bus)
     sql(

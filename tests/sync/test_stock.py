@@ -15,17 +15,17 @@ def catalogue(integration, bus) -> str:
     return integration
 
 
-def test_first_stock_sync_is_a_full_snapshot(catalogue, emulator, sql, bus):
+def test_first_stock_sync_is_a_full_snapshot(catalogue, onec, sql, bus):
     result = sync_stock(catalogue, publisher=bus)
 
     assert result.full and result.status == "success"
-    assert (result.fetched, result.created) == (STOCK_ROWS, STOCK_ROWS)
-    assert sql("SELECT count(*) FROM stock")[0][0] == STOCK_ROWS
-    names = {w["name"] for w in emulator.control.stats()["warehouses"]}
-    assert {r[0] for r in sql("SELECT name FROM warehouses")} == names
+    assert (result.fetched, result.created) == (onec.stock_rows, onec.stock_rows)
+    assert sql("SELECT count(*) FROM stock")[0][0] == onec.stock_rows
+    assert {r[0] for r in sql("SELECT name FROM warehouses")} == onec.warehouse_names
     assert sql("SELECT count(*) FROM stock WHERE available <> quantity - reserved")[0][0] == 0
 
 
+@pytest.mark.http_service_only("OData stock is always a snapshot (a balance has no change time)")
 def test_incremental_changes_only_what_1c_sent(catalogue, emulator, sql, bus, no_overlap):
     first = sync_stock(catalogue, publisher=bus)
     emulator.control.change_stock(4)
@@ -57,6 +57,7 @@ def _add_pair_1c_does_not_have(sql) -> tuple[int, int]:
     return row[0], row[1]
 
 
+@pytest.mark.http_service_only("OData stock is always a snapshot (a balance has no change time)")
 def test_full_pass_zeroes_pairs_absent_from_1c_incremental_does_not(catalogue, sql, bus):
     sync_stock(catalogue, publisher=bus)
     product, warehouse = _add_pair_1c_does_not_have(sql)
@@ -74,6 +75,7 @@ def test_full_pass_zeroes_pairs_absent_from_1c_incremental_does_not(catalogue, s
     assert zeroed["sync_version"] == full.sync_version and len(zeroed["product_onec_ids"]) == 1
 
 
+@pytest.mark.http_service_only("bad-row injection of the HTTP emulator")
 def test_stock_for_unknown_product_is_rejected(catalogue, emulator, sql, bus):
     [bad] = emulator.control.inject_bad_rows("unknown_product", 1)
 
@@ -85,9 +87,10 @@ def test_stock_for_unknown_product_is_rejected(catalogue, emulator, sql, bus):
     assert reject.onec_id == bad["product_id"] and "unknown product" in reject.reason
 
 
-def test_stock_before_any_nomenclature_rejects_everything(integration, sql, bus):
+def test_stock_before_any_nomenclature_rejects_everything(integration, onec, sql, bus):
     with pytest.raises(SyncFailed) as failed:
         sync_stock(integration, publisher=bus)
-    assert f"{STOCK_ROWS} of {STOCK_ROWS} rows rejected" in failed.value.reason
+    rows = onec.stock_rows
+    assert f"{rows} of {rows} rows rejected" in failed.value.reason
     assert sql("SELECT count(*) FROM stock")[0][0] == 0
     assert sql("SELECT count(*) FROM warehouses")[0][0] == 0

@@ -6,7 +6,14 @@ connect with it without knowing where it came from.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
+
+# How TradeOS talks to a 1C: the /hs/api HTTP service, or the platform's standard OData.
+PROTOCOLS = ("http_service", "odata")
+# OData: the price register of УТ 11.5 (ЦеныНоменклатуры25) or of УТ 11.4 (ЦеныНоменклатуры).
+PRICE_REGISTERS = {"11.5": "ЦеныНоменклатуры25", "11.4": "ЦеныНоменклатуры"}
 
 
 class IntegrationNotFound(LookupError):
@@ -29,6 +36,9 @@ class IntegrationConfig:
     timeout_seconds: float
     # How long one call to 1C keeps retrying through 5xx, 429 and dropped connections.
     retry_budget_seconds: float = 120.0
+    protocol: str = "http_service"
+    # The protocol's settings; OData: ``price_type_key`` (a GUID) and ``price_register``.
+    options: Mapping[str, Any] = field(default_factory=dict)
     api_key: str | None = field(default=None, repr=False)
     username: str | None = field(default=None, repr=False)
     password: str | None = field(default=None, repr=False)

@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     ws_port: int = Field(8001, ge=1, le=65535)
     dagster_port: int = Field(3000, ge=1, le=65535)
     emulator_port: int = Field(8080, ge=1, le=65535)
+    odata_emulator_port: int = Field(8081, ge=1, le=65535)
     # Where the sidecar reaches Dagster's webserver (GraphQL) to launch runs.
     dagster_url: str = "http://127.0.0.1:3000"
     cors_origins: list[str] = Field(default_factory=list)

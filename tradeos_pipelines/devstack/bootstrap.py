@@ -24,6 +24,11 @@ from tradeos_pipelines.core.settings import PROJECT_ROOT, Settings
 from tradeos_pipelines.storage.tables import Integration
 
 DEMO_INTEGRATION_ID = "demo-1c"
+DEMO_ODATA_INTEGRATION_ID = "demo-odata"
+DEMO_ODATA_USER, DEMO_ODATA_PASSWORD = "Администратор", "demo"
+# The price type "Розничная" of the OData emulator's infobase (seed 1 makes the same keys
+# every time; tests/stack/test_demo_odata.py checks it against a running emulator).
+DEMO_ODATA_PRICE_TYPE = "61b86622-b67c-11b0-944a-91b72265b1f5"
 DEMO_API_KEY = "demo-key"
 EMBEDDED_DATABASE = "tradeos"
 
@@ -177,6 +182,32 @@ def prepare_dagster_home(data: DataDir) -> Path:
     if source.exists():
         shutil.copyfile(source, data.dagster_home / "dagster.yaml")
     return data.dagster_home
+
+
+def ensure_demo_odata_integration(database_url: str, base_url: str, secret_key: str) -> None:
+    """Create or refresh ``demo-odata``: the bundled OData emulator, as a stock УТ 11.5 is
+    reached (Basic auth as a Cyrillic 1C user, the retail price type)."""
+    credentials = encrypt_json(
+        {"username": DEMO_ODATA_USER, "password": DEMO_ODATA_PASSWORD}, key=secret_key
+    )
+    engine = create_engine(database_url)
+    try:
+        with Session(engine) as session:
+            row = session.get(Integration, DEMO_ODATA_INTEGRATION_ID)
+            if row is None:
+                row = Integration(
+                    id=DEMO_ODATA_INTEGRATION_ID,
+                    name="Демо 1С по OData (встроенный эмулятор)",
+                    options={"price_type_key": DEMO_ODATA_PRICE_TYPE, "price_register": "11.5"},
+                )
+                session.add(row)
+            row.base_url = base_url
+            row.auth_type = "basic"
+            row.protocol = "odata"
+            row.credentials_encrypted = credentials
+            session.commit()
+    finally:
+        engine.dispose()
 
 
 def ensure_demo_integration(database_url: str, base_url: str, secret_key: str) -> None:

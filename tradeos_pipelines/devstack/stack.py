@@ -35,6 +35,9 @@ from tradeos_pipelines.devstack import processes
 from tradeos_pipelines.devstack.bootstrap import (
     DEMO_API_KEY,
     DEMO_INTEGRATION_ID,
+    DEMO_ODATA_INTEGRATION_ID,
+    DEMO_ODATA_PASSWORD,
+    DEMO_ODATA_USER,
     EMBEDDED_DATABASE,
     DataDir,
     StackError,
@@ -45,6 +48,7 @@ from tradeos_pipelines.devstack.bootstrap import (
     dev_secret_key,
     ensure_database,
     ensure_demo_integration,
+    ensure_demo_odata_integration,
     prepare_dagster_home,
 )
 from tradeos_pipelines.devstack.embedded import (
@@ -103,6 +107,11 @@ def emulator_available() -> bool:
     return (PROJECT_ROOT / "tradeos_pipelines/emulators/http_service/__main__.py").exists()
 
 
+def odata_emulator_available() -> bool:
+    """The bundled OData emulator (a stock 1C's standard interface) is in this checkout."""
+    return (PROJECT_ROOT / "tradeos_pipelines/emulators/odata/__main__.py").exists()
+
+
 def sidecar_available() -> bool:
     """The FastAPI sidecar (``python -m api``) is part of this checkout."""
     return (PROJECT_ROOT / "api/__main__.py").exists()
@@ -123,6 +132,12 @@ def planned_ports(settings: Settings) -> list[PortUse]:
         ports.append(PortUse(settings.dagster_port, "TRADEOS_DAGSTER_PORT", "Dagster webserver"))
     if emulator_available():
         ports.append(PortUse(settings.emulator_port, "TRADEOS_EMULATOR_PORT", "1C emulator"))
+    if odata_emulator_available():
+        ports.append(
+            PortUse(
+                settings.odata_emulator_port, "TRADEOS_ODATA_EMULATOR_PORT", "1C OData emulator"
+            )
+        )
     return ports
 
 
@@ -272,10 +287,16 @@ def _prepare(stack: Stack, say: Say) -> None:
 
     if emulator_available():
         ensure_demo_integration(database_url, _emulator_base_url(settings), secret_key)
+    if odata_emulator_available():
+        ensure_demo_odata_integration(database_url, _odata_base_url(settings), secret_key)
 
 
 def _emulator_base_url(settings: Settings) -> str:
     return f"http://127.0.0.1:{settings.emulator_port}/trade"
+
+
+def _odata_base_url(settings: Settings) -> str:
+    return f"http://127.0.0.1:{settings.odata_emulator_port}/trade"
 
 
 def _start_services(stack: Stack, say: Say) -> None:
@@ -313,6 +334,31 @@ def _start_services(stack: Stack, say: Say) -> None:
         stack.notes.append(
             "1C emulator: not in this checkout yet (tradeos_pipelines/emulators/http_service), "
             "skipped"
+        )
+
+    if odata_emulator_available():
+        stack.children.append(
+            ChildProcess(
+                "1C OData emulator",
+                [
+                    python,
+                    "-m",
+                    "tradeos_pipelines.emulators.odata",
+                    "--items",
+                    str(EMULATOR_ITEMS),
+                    "--warehouses",
+                    str(EMULATOR_WAREHOUSES),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(settings.odata_emulator_port),
+                    "--basic",
+                    f"{DEMO_ODATA_USER}:{DEMO_ODATA_PASSWORD}",
+                ],
+                logs / "odata-emulator.log",
+                # Any answer will do (401 without credentials): the emulator is up.
+                http_answers(_odata_base_url(settings) + "/odata/standard.odata/"),
+            )
         )
 
     if sidecar_available():
@@ -415,6 +461,11 @@ def _print_banner(stack: Stack, say: Say) -> None:
         lines.append(
             f"  1C emulator     {_emulator_base_url(s)}  (X-API-Key: {DEMO_API_KEY}; "
             f"integration {DEMO_INTEGRATION_ID})"
+        )
+    if odata_emulator_available():
+        lines.append(
+            f"  1C OData        {_odata_base_url(s)}/odata/standard.odata  "
+            f"({DEMO_ODATA_USER} / {DEMO_ODATA_PASSWORD}; integration {DEMO_ODATA_INTEGRATION_ID})"
         )
     if stack.token_from_env:
         lines.append("  Admin token     the value of TRADEOS_ADMIN_TOKEN")

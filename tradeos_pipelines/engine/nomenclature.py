@@ -11,7 +11,8 @@ values in ``product_history`` under the sync's version (a created product is sta
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 from tradeos_pipelines.engine.announce import publish_ids
@@ -24,6 +25,7 @@ from tradeos_pipelines.engine.runner import (
     SyncRun,
     save_state,
 )
+from tradeos_pipelines.engine.source import OneCSource
 from tradeos_pipelines.engine.watermark import read_watermark, read_window_start
 from tradeos_pipelines.sources.common.rows import NomenclatureItem, Page
 
@@ -254,6 +256,34 @@ _STAGING = Staging(
 )
 
 
+_STORED_VERSIONS_SQL = """
+SELECT onec_id::text, onec_version FROM products WHERE integration_id = %(integration)s
+UNION ALL
+SELECT onec_id::text, onec_version FROM product_groups WHERE integration_id = %(integration)s
+"""
+
+
+def stored_versions(sync: SyncRun) -> dict[str, str | None]:
+    """``{1C id: version}`` of every product and folder TradeOS has from this integration."""
+    with sync.conn.cursor() as cur:
+        cur.execute(_STORED_VERSIONS_SQL, {"integration": sync.integration_id})
+        return dict(cur.fetchall())
+
+
+def _read(
+    sync: SyncRun, client: OneCSource, since: datetime | None, size: int
+) -> AsyncIterator[Page[NomenclatureItem]]:
+    """The pass to read. A source without modification times (OData) is given the stored
+    versions instead, and reads full rows only for what differs from them."""
+    if client.change_tracking == "version":
+        sync.change_mark = datetime.now(UTC)
+        if not sync.full:
+            return client.iter_nomenclature(  # type: ignore[call-arg]
+                changed_since=since, page_size=size, known_versions=stored_versions(sync)
+            )
+    return client.iter_nomenclature(changed_since=since, page_size=size)
+
+
 async def sync_body(sync: SyncRun) -> None:
     """Read the nomenclature from 1C, then write it in one transaction."""
     conn = sync.conn
@@ -263,9 +293,7 @@ async def sync_body(sync: SyncRun) -> None:
     await read_and_commit(
         sync,
         _STAGING,
-        read=lambda client, since, size: client.iter_nomenclature(
-            changed_since=since, page_size=size
-        ),
+        read=lambda client, since, size: _read(sync, client, since, size),
         since=read_window_start(watermark, sync.settings.overlap_seconds),
         stage=_stage,
         apply=_apply,

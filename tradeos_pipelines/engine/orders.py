@@ -17,8 +17,8 @@ changes to other days' orders seen on the way are applied too.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import date, datetime, time, timedelta
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -35,7 +35,7 @@ from tradeos_pipelines.engine.runner import (
     save_state,
     write_rejects,
 )
-from tradeos_pipelines.engine.source import invalidate_cache, onec_client
+from tradeos_pipelines.engine.source import OneCSource, invalidate_cache, onec_client
 from tradeos_pipelines.engine.watermark import read_watermark
 from tradeos_pipelines.sources.common.errors import OneCValidationError
 from tradeos_pipelines.sources.common.rows import (
@@ -94,8 +94,12 @@ UPDATE orders SET status = 'exported', onec_id = %(onec_id)s, onec_number = %(nu
 WHERE id = %(id)s AND status = 'new'
 """
 
+# A protocol without an idempotency key (OData) may have created the 1C document before 1C
+# refused to post it: its id and number are kept, so the order can be found in 1C.
 _REFUSED_SQL = """
 UPDATE orders SET status = 'export_failed', export_error = %(error)s,
+    onec_id = coalesce(%(onec_id)s::uuid, onec_id),
+    onec_number = coalesce(%(number)s, onec_number),
     export_attempts = export_attempts + 1, updated_at = now()
 WHERE id = %(id)s AND status = 'new'
 """
@@ -125,8 +129,19 @@ def _execute(conn: Connection, sql: str, params: dict[str, Any]) -> None:
         cur.execute(sql, params)
 
 
-def _refuse(sync: SyncRun, order_id: str, message: str, payload: Any) -> None:
-    _execute(sync.conn, _REFUSED_SQL, {"id": order_id, "error": message})
+def _refuse(
+    sync: SyncRun,
+    order_id: str,
+    message: str,
+    payload: Any,
+    onec_id: str | None = None,
+    number: str | None = None,
+) -> None:
+    _execute(
+        sync.conn,
+        _REFUSED_SQL,
+        {"id": order_id, "error": message, "onec_id": onec_id, "number": number},
+    )
     write_rejects(sync.conn, sync.log_id, [(order_id, message, payload)])
     sync.counts.rejected += 1
 
@@ -177,7 +192,15 @@ async def export_body(sync: SyncRun, day: date | None) -> None:
                     try:
                         created = await client.create_order(body)
                     except OneCValidationError as exc:
-                        _refuse(sync, order_id, exc.message, body.model_dump(mode="json"))
+                        _refuse(
+                            sync,
+                            order_id,
+                            exc.message,
+                            body.model_dump(mode="json"),
+                            # Set when 1C created the document but refused to post it.
+                            onec_id=getattr(exc, "onec_id", None),
+                            number=getattr(exc, "number", None),
+                        )
                         done.append(order_id)
                         continue
                     _record(sync, order_id, created)
@@ -292,12 +315,21 @@ async def status_body(sync: SyncRun, day: date | None) -> None:
     await read_and_commit(
         sync,
         _STATUS_STAGING,
-        read=lambda client, since, size: client.iter_orders(changed_since=since, page_size=size),
+        read=lambda client, since, size: _read_orders(sync, client, since, size),
         since=since,
         stage=_stage_orders,
         apply=_apply_statuses,
         announce=_announce_statuses,
     )
+
+
+def _read_orders(
+    sync: SyncRun, client: OneCSource, since: datetime | None, size: int
+) -> AsyncIterator[Page[OneCOrder]]:
+    if client.change_tracking == "version":
+        # No modification times (OData): the read's start is the next watermark.
+        sync.change_mark = datetime.now(UTC)
+    return client.iter_orders(changed_since=since, page_size=size)
 
 
 def _apply_statuses(cur: Cursor, sync: SyncRun) -> None:

@@ -18,9 +18,8 @@ from typing import Any
 from tradeos_pipelines.engine.rejects import resolve_rejects
 from tradeos_pipelines.engine.rows import move_rejects
 from tradeos_pipelines.engine.runner import Cursor, SyncRun, check_reject_ratio, commit, stage_pages
-from tradeos_pipelines.engine.source import invalidate_cache, onec_client
+from tradeos_pipelines.engine.source import OneCSource, invalidate_cache, onec_client
 from tradeos_pipelines.sources.common.rows import Page
-from tradeos_pipelines.sources.http_service.client import OneCClient
 
 
 @dataclass(frozen=True)
@@ -39,7 +38,7 @@ async def read_and_commit(
     sync: SyncRun,
     staging: Staging,
     *,
-    read: Callable[[OneCClient, datetime | None, int], AsyncIterator[Page[Any]]],
+    read: Callable[[OneCSource, datetime | None, int], AsyncIterator[Page[Any]]],
     since: datetime | None,
     stage: Callable[[SyncRun, Page[Any], Iterator[int]], None],
     apply: Callable[[Cursor, SyncRun], None],

@@ -87,6 +87,9 @@ class SyncRun:
     started: float = field(default_factory=time.monotonic)
     sync_version: int | None = None
     onec_total: int | None = None
+    # A source without modification times (OData) gives none to move the watermark to: the
+    # moment its read began is the watermark instead (changes after it are read next time).
+    change_mark: datetime | None = None
     # Data events, run in order once the final transaction has committed.
     after_commit: list[Callable[[], None]] = field(default_factory=list)
     # The newest 1C modified_at among rows the parser rejected (they never reach staging):
@@ -340,9 +343,12 @@ def commit(sync: SyncRun, apply: Callable[[Cursor], None]) -> None:
 def save_state(cur: Cursor, sync: SyncRun, watermark: Any) -> None:
     """Move the watermark (inside the final transaction, with the data it covers).
 
-    It also moves past the rows the parser rejected: they are in ``sync_rejects``, and a good
+    A protocol without change times (OData) gives the moment its read began. The watermark
+    also moves past the rows the parser rejected: they are in ``sync_rejects``, and a good
     version of one comes with a newer ``modified_at`` anyway.
     """
+    if watermark is None:
+        watermark = sync.change_mark
     if sync.rejected_up_to is not None and (watermark is None or sync.rejected_up_to > watermark):
         watermark = sync.rejected_up_to
     cur.execute(

@@ -21,6 +21,7 @@ from tradeos_pipelines.sources.common.cache import invalidate
 from tradeos_pipelines.sources.common.ports import RequestLog
 from tradeos_pipelines.sources.common.transport import RetryPolicy
 from tradeos_pipelines.sources.http_service.client import OneCClient
+from tradeos_pipelines.sources.odata.client import ODataClient
 from tradeos_pipelines.storage.request_log import IntegrationLogWriter
 
 if TYPE_CHECKING:
@@ -34,6 +35,9 @@ REDIS_TIMEOUT_S = 5.0
 # The client caches answers per 1C entity; an export changes what GET /orders answers.
 _CACHED_ENTITY = {"order_export": "orders"}
 
+# What the engine sees of a 1C, whatever the protocol: the same calls and typed rows.
+OneCSource = OneCClient | ODataClient
+
 
 def connect(
     integration: IntegrationConfig,
@@ -42,14 +46,16 @@ def connect(
     request_log: RequestLog | None = None,
     run_id: str | None = None,
     retry: RetryPolicy | None = None,
-) -> OneCClient:
-    """A client of the integration's 1C; breaker state changes go to the event bus.
+) -> OneCSource:
+    """A client of the integration's 1C in its protocol (``integration.protocol``: the HTTP
+    service or the standard OData interface); breaker state changes go to the event bus.
 
     Calls retry for the integration's ``retry_budget_seconds`` (a sync rides out a 1C
     restart); a caller someone waits on passes ``RetryPolicy.interactive()``.
     """
     options = {"retry": retry} if retry is not None else {}
-    return OneCClient.from_config(
+    factory = ODataClient if integration.protocol == "odata" else OneCClient
+    return factory.from_config(
         integration,
         redis=redis,
         request_log=request_log,
@@ -60,7 +66,7 @@ def connect(
 
 
 @asynccontextmanager
-async def onec_client(sync: SyncRun) -> AsyncIterator[OneCClient]:
+async def onec_client(sync: SyncRun) -> AsyncIterator[OneCSource]:
     """The integration's 1C client (shared breaker, every attempt logged under the run id)."""
     redis = _redis(sync)
     request_log = IntegrationLogWriter(sync.database_url)

@@ -38,7 +38,7 @@ SAVE_STATE_SQL = """
 INSERT INTO sync_state AS s (integration_id, entity, watermark, last_sync_version,
     last_success_at, last_full_sync_at, onec_total, updated_at)
 VALUES (%(integration)s, %(entity)s, %(watermark)s, %(sync_version)s, now(),
-    CASE WHEN %(full)s THEN now() END, CASE WHEN %(full)s THEN %(onec_total)s END, now())
+    CASE WHEN %(full)s THEN now() END, CASE WHEN %(full)s THEN %(onec_total)s::bigint END, now())
 ON CONFLICT (integration_id, entity) DO UPDATE SET
     watermark = CASE WHEN %(full)s THEN coalesce(EXCLUDED.watermark, s.watermark)
                      ELSE greatest(s.watermark, EXCLUDED.watermark) END,

@@ -3,7 +3,8 @@
 Each protocol is a package beside the others and produces the same typed rows
 (:mod:`.common.rows`) for the engine:
 
-- :mod:`.http_service`: the ``/hs/api`` HTTP service of docs/1c-http-service.md.
+- :mod:`.http_service`: the ``/hs/api`` HTTP service of docs/1c-http-service.md;
+- :mod:`.odata`: the platform's standard OData interface of docs/1c-odata.md (a stock 1C).
 
 :mod:`.common` holds what every protocol shares: the error tree (``errors.py``), the circuit
 breaker in Redis (``breaker.py``), the response cache (``cache.py``), the typed rows

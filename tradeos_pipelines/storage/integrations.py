@@ -31,6 +31,8 @@ def to_config(row: Integration) -> IntegrationConfig:
         page_size=row.page_size,
         timeout_seconds=float(timeout) if isinstance(timeout, Decimal) else timeout,
         retry_budget_seconds=float(row.retry_budget_seconds),
+        protocol=row.protocol,
+        options=dict(row.options or {}),
         api_key=credentials.get("api_key"),
         username=credentials.get("username"),
         password=credentials.get("password"),

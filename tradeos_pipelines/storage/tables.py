@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     DateTime,
     ForeignKey,
     Identity,
@@ -48,6 +49,7 @@ QUANTITY = Numeric(18, 3)
 
 CONFLICT_POLICIES = ("onec_wins", "tradeos_wins", "manual")
 AUTH_TYPES = ("api_key", "basic")
+PROTOCOLS = ("http_service", "odata")
 
 
 class Base(DeclarativeBase):
@@ -67,6 +69,7 @@ class Integration(Base):
     """One 1C infobase that TradeOS syncs with; ``id`` is a slug used as a Dagster partition key."""
 
     __tablename__ = "integrations"
+    __table_args__ = (CheckConstraint("protocol IN ('http_service', 'odata')", name="protocol"),)
 
     id: Mapped[str] = mapped_column(String(63), primary_key=True)
     name: Mapped[str] = mapped_column(String(200), nullable=False)
@@ -90,6 +93,12 @@ class Integration(Base):
     # Per call to 1C: how long attempts are retried through 5xx/429/connection errors.
     retry_budget_seconds: Mapped[float] = mapped_column(
         Numeric(8, 2), nullable=False, server_default="120"
+    )
+    # Which 1C protocol: "http_service" (/hs/api) or "odata" (the standard OData interface).
+    protocol: Mapped[str] = mapped_column(String(16), nullable=False, server_default="http_service")
+    # The protocol's settings, e.g. OData's {"price_type_key": …, "price_register": "11.5"}.
+    options: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'{}'::jsonb")
     )
     created_at: Mapped[datetime] = _now_column()
     updated_at: Mapped[datetime] = _now_column()

@@ -204,9 +204,17 @@ class OneCTransport:
         content: bytes | None = None,
         accept: tuple[int, ...] = (200,),
         sent: asyncio.Event | None = None,
+        tries: int | None = None,
+        settled: tuple[int, ...] = (),
     ) -> Answer:
         """One call to 1C: the breaker admits it, attempts are retried and logged, and an
-        answer outside ``accept`` is raised by the protocol's ``raise_for_status``."""
+        answer outside ``accept`` is raised by the protocol's ``raise_for_status``.
+
+        ``tries`` caps the attempts (1 for a write that is not idempotent: the caller finds
+        out itself whether it happened); a status in ``settled`` is 1C's final
+        word (e.g. a 500 refusing to post a document) and goes to ``raise_for_status``
+        instead of being retried.
+        """
         if self._breaker is not None:
             await self._breaker.admit()
         policy = self.retry
@@ -216,11 +224,13 @@ class OneCTransport:
             attempt += 1
             started = time.perf_counter()
             try:
-                answer = await self._attempt(method, path, params, content, attempt, sent)
+                answer = await self._attempt(method, path, params, content, attempt, sent, settled)
                 break
             except _Retryable as exc:
                 spent += time.perf_counter() - started
-                delay, stop = self._next_delay(exc, attempt, policy.budget_seconds - spent)
+                delay, stop = self._next_delay(
+                    exc, attempt, policy.budget_seconds - spent, tries or policy.attempts
+                )
                 if stop is not None:
                     await self._give_up(method, path, exc, attempt, spent, stop)
                 await self._sleep(delay)
@@ -234,10 +244,12 @@ class OneCTransport:
             self._raise_for_status(method, path, answer)
         return answer
 
-    def _next_delay(self, error: _Retryable, attempt: int, left: float) -> tuple[float, str | None]:
+    def _next_delay(
+        self, error: _Retryable, attempt: int, left: float, attempts: int | None
+    ) -> tuple[float, str | None]:
         """The wait before the next attempt, or why there is none (budget or attempts spent)."""
         policy = self.retry
-        if policy.attempts is not None and attempt >= policy.attempts:
+        if attempts is not None and attempt >= attempts:
             return 0.0, f"{attempt} attempt(s) allowed"
         if left <= 0:
             return 0.0, f"retry budget of {policy.budget_seconds:g} s spent"
@@ -274,6 +286,7 @@ class OneCTransport:
         content: bytes | None,
         attempt: int,
         sent: asyncio.Event | None = None,
+        settled: tuple[int, ...] = (),
     ) -> Answer:
         at = datetime.now(UTC)
         started = time.perf_counter()
@@ -296,7 +309,7 @@ class OneCTransport:
             self._log(method, path, params, None, started, attempt, cause, at)
             raise _Retryable(cause) from None
         status, body = response.status_code, response.content
-        if status == 429 or status >= 500:
+        if (status == 429 or status >= 500) and status not in settled:
             cause = f"HTTP {status}: {describe_body(body)}"
             self._log(method, path, params, status, started, attempt, cause, at)
             retry_after = _retry_after_seconds(response.headers.get("retry-after"))

@@ -85,6 +85,9 @@ class OneCClient:
     timing without waiting.
     """
 
+    # 1C stamps every row with its modification time: the engine asks for changes since one.
+    change_tracking = "timestamp"
+
     def __init__(
         self,
         base_url: str,

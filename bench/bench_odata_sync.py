@@ -1,0 +1,248 @@
+"""Benchmark of the nomenclature sync over the standard OData interface (issue #11), each
+number beside its floor in the same run:
+
+- full sync of N goods (OData emulator in its own process)         goal ≤ 2× the floor
+- floor: bare httpx read of the same Catalog_Номенклатура pages ($top/$skip) + COPY
+- incremental with 100 changed of N: time, rows and bytes 1C served (the Ref_Key,DataVersion
+  pass plus the changed rows and their barcodes and prices)
+- peak RSS of a child process running a full sync (``--rss-items``; 0 skips it)
+
+Run: ``.venv/bin/python bench/bench_odata_sync.py`` (``--items``, ``--rss-items``).
+Servers: ``TRADEOS_TEST_POSTGRES_URL`` (admin URL; a dedicated database is created and dropped)
+and ``TRADEOS_TEST_REDIS_URL`` (keys under a bench namespace). Results: stdout and
+``bench/results/odata_sync.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import resource
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import psycopg2
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+USER, PASSWORD = "Администратор", "пароль"
+PAGE_SIZE = 1000
+GOODS = "Catalog_Номенклатура"
+SELECT = (
+    "Ref_Key,DataVersion,DeletionMark,Parent_Key,IsFolder,Code,Description,Артикул,"
+    "НаименованиеПолное,ЕдиницаИзмерения_Key,СтавкаНДС_Key"
+)
+
+
+def _env(admin_url: str, redis_url: str, database: str) -> dict[str, str]:
+    from tradeos_pipelines.core.secrets import new_secret_key
+
+    url = make_url(admin_url).set(database=database).render_as_string(hide_password=False)
+    return {
+        "TRADEOS_DATABASE_URL": url,
+        "TRADEOS_REDIS_URL": redis_url,
+        "TRADEOS_REDIS_NAMESPACE": f"tradeos-bench-{database}",
+        "TRADEOS_SECRET_KEY": new_secret_key(),
+    }
+
+
+def _add_integration(integration_id: str, base_url: str, price_type: str) -> None:
+    from tradeos_pipelines.core.secrets import encrypt_json
+    from tradeos_pipelines.storage.database import session_scope
+    from tradeos_pipelines.storage.tables import Integration
+
+    with session_scope() as session:
+        session.add(
+            Integration(
+                id=integration_id,
+                name=integration_id,
+                base_url=base_url,
+                auth_type="basic",
+                credentials_encrypted=encrypt_json({"username": USER, "password": PASSWORD}),
+                page_size=PAGE_SIZE,
+                protocol="odata",
+                options={"price_type_key": price_type, "price_register": "11.5"},
+            )
+        )
+
+
+def _served(emulator: Any) -> tuple[int, int]:
+    counters = emulator.control.counters()
+    return sum(counters["rows_served"].values()), int(counters["bytes_served"]["total"])
+
+
+def _price_type(odata_url: str) -> str:
+    response = httpx.get(
+        odata_url + "/Catalog_ВидыЦен",
+        params={"$format": "json"},
+        auth=(USER.encode(), PASSWORD.encode()),
+    )
+    return next(r["Ref_Key"] for r in response.json()["value"] if r["Description"] == "Розничная")
+
+
+def bench_engine(items: int) -> dict[str, Any]:
+    """Full, then incremental syncs of ``items`` through the engine; the floor beside them."""
+    from tradeos_pipelines.emulators.odata import ODataEmulatorProcess
+    from tradeos_pipelines.engine import sync_nomenclature
+
+    out: dict[str, Any] = {}
+    with ODataEmulatorProcess(items=items, username=USER, password=PASSWORD) as emulator:
+        _add_integration("bench", emulator.base_url, _price_type(emulator.odata_url))
+        out["floor"] = bench_floor(emulator.odata_url)
+        started = time.perf_counter()
+        full = sync_nomenclature("bench", full=True)
+        out["full"] = {
+            "seconds": round(time.perf_counter() - started, 3),
+            "engine_seconds": full.duration_s,
+            "created": full.created,
+            "fetched": full.fetched,
+        }
+        out["full"]["ratio_to_floor"] = round(out["full"]["seconds"] / out["floor"]["seconds"], 2)
+        emulator.control.change_items(100)
+        rows, sent = _served(emulator)
+        started = time.perf_counter()
+        incremental = sync_nomenclature("bench")
+        rows_after, sent_after = _served(emulator)
+        out["incremental"] = {
+            "seconds": round(time.perf_counter() - started, 3),
+            "engine_seconds": incremental.duration_s,
+            "updated": incremental.updated,
+            "fetched": incremental.fetched,
+            "rows_served": rows_after - rows,
+            "bytes_served": sent_after - sent,
+        }
+    return out
+
+
+def bench_floor(odata_url: str) -> dict[str, Any]:
+    """Bare httpx reading every goods page ($top/$skip, the same $select), then COPY."""
+    dsn = make_url(os.environ["TRADEOS_DATABASE_URL"]).set(drivername="postgresql")
+    conn = psycopg2.connect(dsn.render_as_string(hide_password=False))
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("CREATE UNLOGGED TABLE IF NOT EXISTS bench_floor (r jsonb)")
+        cur.execute("TRUNCATE bench_floor")
+    read = copy = 0.0
+    rows = skip = 0
+    auth = (USER.encode(), PASSWORD.encode())
+    with httpx.Client(base_url=odata_url + "/", auth=auth, timeout=60) as http:
+        while True:
+            started = time.perf_counter()
+            query = (
+                f"$format=json&allowedOnly=true&$select={SELECT}&$orderby=Ref_Key"
+                f"&$top={PAGE_SIZE}&$skip={skip}"
+            )
+            page = orjson.loads(http.get(f"{GOODS}?{query}").content)["value"]
+            read += time.perf_counter() - started
+            started = time.perf_counter()
+            data = b"\n".join(orjson.dumps(item) for item in page)
+            if page:
+                with conn.cursor() as cur:
+                    cur.copy_expert(
+                        "COPY bench_floor (r) FROM STDIN",
+                        io.BytesIO(data.replace(b"\\", b"\\\\")),
+                    )
+            copy += time.perf_counter() - started
+            rows += len(page)
+            if len(page) < PAGE_SIZE:
+                break
+            skip += PAGE_SIZE
+    conn.close()
+    return {
+        "seconds": round(read + copy, 3),
+        "read_seconds": round(read, 3),
+        "copy_seconds": round(copy, 3),
+        "rows": rows,
+    }
+
+
+def bench_memory(items: int) -> dict[str, Any]:
+    """Peak RSS of a child process running one full sync of ``items`` goods."""
+    from tradeos_pipelines.emulators.odata import ODataEmulatorProcess
+
+    with ODataEmulatorProcess(items=items, username=USER, password=PASSWORD) as emulator:
+        _add_integration("bench-big", emulator.base_url, _price_type(emulator.odata_url))
+        started = time.perf_counter()
+        child = subprocess.run(
+            [sys.executable, __file__, "--child-sync", "bench-big"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    if child.returncode != 0:
+        raise RuntimeError(f"the child sync failed: {child.stderr[-2000:]}")
+    report = json.loads(child.stdout.strip().splitlines()[-1])
+    return {"items": items, "seconds": round(time.perf_counter() - started, 1), **report}
+
+
+def child_sync(integration_id: str) -> None:
+    from tradeos_pipelines.engine import sync_nomenclature
+
+    result = sync_nomenclature(integration_id, full=True)
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(
+        json.dumps(
+            {
+                "peak_rss_mb": round(peak_kb / 1024, 1),
+                "engine_seconds": result.duration_s,
+                "created": result.created,
+            }
+        )
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--rss-items", type=int, default=0, help="0: skip the RSS run")
+    parser.add_argument("--child-sync", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child_sync:
+        child_sync(args.child_sync)
+        return
+
+    from tradeos_pipelines.core.settings import get_settings, normalize_database_url
+
+    admin_url = normalize_database_url(
+        os.environ.get("TRADEOS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    )
+    redis_url = os.environ.get("TRADEOS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    database = f"bench_odata_{secrets.token_hex(4)}"
+    os.environ.update(_env(admin_url, redis_url, database))
+    get_settings.cache_clear()
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{database}"'))
+    try:
+        from tradeos_pipelines.storage.migrate import upgrade_to_head
+
+        upgrade_to_head(os.environ["TRADEOS_DATABASE_URL"])
+        results: dict[str, Any] = {"items": args.items, **bench_engine(args.items)}
+        if args.rss_items:
+            results["memory"] = bench_memory(args.rss_items)
+    finally:
+        from tradeos_pipelines.storage.database import get_engine
+
+        get_engine.cache_clear()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        admin.dispose()
+    out = ROOT / "bench" / "results" / "odata_sync.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, ensure_ascii=False))
+    print(json.dumps(results, indent=2, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()

@@ -17,6 +17,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from api.core.errors import install_error_handlers
+from api.core.guard import GuardMiddleware
 from api.core.runtime import Runtime
 from api.live.websocket import websocket_endpoint
 from api.routes import api_router
@@ -61,6 +62,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     )
     app.state.settings = settings
     install_error_handlers(app)
+    # Inside CORS (preflights need no token), outside routing: no body is read before it.
+    app.add_middleware(GuardMiddleware)
     if settings.cors_origins:
         # Closed unless TRADEOS_CORS_ORIGINS lists the origins allowed to call the API.
         app.add_middleware(

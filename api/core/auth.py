@@ -37,6 +37,7 @@ class TokenIdentity:
 
     name: str
     token_id: int | None = None
+    scopes: tuple[str, ...] = ("admin",)
 
 
 def authenticate(token: str | None, session: Session | None = None) -> TokenIdentity | None:

@@ -17,13 +17,13 @@ The identity found is left in ``scope["state"]["identity"]`` so the route depend
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
 from fastapi import HTTPException
-from starlette.routing import Match
 
 from api.core.auth import TokenIdentity, authenticate_cached
 from api.core.scopes import required_scope, scope_allows
@@ -98,15 +98,30 @@ async def _send_json(
     await send({"type": "http.response.body", "body": payload})
 
 
+def _path_templates(app: Any) -> list[tuple[re.Pattern[str], list[str]]]:
+    """The documented path templates as regexes with their parameter names (cached)."""
+    cached = getattr(app.state, "guard_path_templates", None)
+    if cached is None:
+        cached = []
+        for template in app.openapi().get("paths", {}):
+            names = re.findall(r"\{([^}/]+)\}", template)
+            regex = re.sub(r"\\\{[^}/]+\\\}", "([^/]*)", re.escape(template))
+            cached.append((re.compile(regex), names))
+        app.state.guard_path_templates = cached
+    return cached
+
+
 def _nul_problem(scope: Scope, app: Any) -> tuple[str, str] | None:
     """(location, field) of the first path or query value holding a NUL byte."""
     path: str = scope.get("path", "")
     if "\x00" in path:
-        for route in getattr(getattr(app, "router", None), "routes", ()):
-            match, child = route.matches(scope)
-            if match is Match.FULL:
-                for name, value in child.get("path_params", {}).items():
-                    if isinstance(value, str) and "\x00" in value:
+        if app is not None and hasattr(app, "openapi"):
+            for pattern, names in _path_templates(app):
+                match = pattern.fullmatch(path)
+                if match is None:
+                    continue
+                for name, value in zip(names, match.groups(), strict=True):
+                    if "\x00" in value:
                         return "path", name
         return "path", "path"
     query = scope.get("query_string", b"")

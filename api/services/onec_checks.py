@@ -7,24 +7,27 @@ import time
 import redis.asyncio as aioredis
 
 from api.schemas.integration import ConnectionTest
+from tradeos_pipelines.core.credentials import stored_credential_problems
 from tradeos_pipelines.core.integration import IntegrationConfig
+from tradeos_pipelines.core.scrub import scrubber_for
 from tradeos_pipelines.core.settings import get_settings
 from tradeos_pipelines.engine.source import connect
 from tradeos_pipelines.sources.common.cache import invalidate
 from tradeos_pipelines.sources.common.errors import OneCError
 
 
-def _without_secrets(message: str, config: IntegrationConfig) -> str:
-    # The client's messages never carry credentials; this guards the API answer regardless.
-    for secret in (config.api_key, config.password, config.webhook_secret):
-        if secret:
-            message = message.replace(secret, "***")
-    return message
-
-
 async def test_connection(config: IntegrationConfig, redis: aioredis.Redis) -> ConnectionTest:
     """Call ``/hs/api/health`` of the integration's 1C: latency and version, or the reason."""
 
+    stored = stored_credential_problems(config.api_key, config.username, config.password)
+    if stored:
+        # Saved before input was validated: the request could not even be built.
+        return ConnectionTest(
+            ok=False,
+            latency_ms=0.0,
+            error="; ".join(f"stored {field} {reason}" for field, reason in stored)
+            + f"; set new credentials with PATCH /api/v1/integrations/{config.id}",
+        )
     # The client caches /health; a connection test must really reach 1C (new credentials).
     await invalidate(redis, config.id, "health", namespace=get_settings().redis_namespace)
     started = time.perf_counter()
@@ -35,10 +38,11 @@ async def test_connection(config: IntegrationConfig, redis: aioredis.Redis) -> C
         return ConnectionTest(
             ok=False,
             latency_ms=round((time.perf_counter() - started) * 1000, 1),
-            error=_without_secrets(str(exc), config),
+            error=scrubber_for(config)(str(exc)),
         )
     return ConnectionTest(
         ok=True,
         latency_ms=round((time.perf_counter() - started) * 1000, 1),
-        version=health.version,
+        # 1C's own text: it may echo what it was sent, like any other 1C answer.
+        version=scrubber_for(config)(health.version) if health.version else health.version,
     )

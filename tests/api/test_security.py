@@ -194,3 +194,279 @@ def test_health_answers_while_an_anonymous_client_streams_a_body(sidecar, anonym
 
 
 _ = httpx  # the fixtures hand out httpx clients
+
+
+# ---- 2. bad input is a 422 naming the field (or an error frame), never a 500 ----------------
+
+NUL_MESSAGE = "must not contain NUL (\\u0000) characters"
+
+
+def _problems(response: httpx.Response) -> list[tuple[str, str]]:
+    return [(item["field"], item["msg"]) for item in response.json()["detail"]]
+
+
+def _new_integration(**fields: object) -> dict[str, object]:
+    return {
+        "name": "Основная база",
+        "base_url": "http://1c.local/trade",
+        "auth_type": "api_key",
+        "api_key": "a-good-api-key",
+        **fields,
+    }
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/integrations/%00", "integration_id"),
+        ("/integrations/main%001c/health", "integration_id"),
+        ("/integrations/a%00/logs", "integration_id"),
+        ("/sync-logs?integration_id=%00", "integration_id"),
+        ("/conflicts?entity=x%00y", "entity"),
+        ("/stats?integration_id=%00", "integration_id"),
+    ],
+)
+def test_a_nul_byte_in_an_id_or_filter_is_422_naming_it(api, path, field):
+    response = api.get(path)
+    assert response.status_code == 422, response.text
+    assert _problems(response) == [(field, NUL_MESSAGE)]
+
+
+def test_a_nul_byte_in_a_body_string_is_422_naming_the_field(api):
+    response = api.post("/integrations", json=_new_integration(name="a\x00b"))
+    assert response.status_code == 422
+    assert _problems(response) == [("name", NUL_MESSAGE)]
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "message"),
+    [
+        (
+            {"api_key": "ключ-доступа"},
+            "api_key",
+            "must be printable ASCII (it is sent in the X-API-Key header)",
+        ),
+        (
+            {"api_key": "key\r\nX-Injected: 1"},
+            "api_key",
+            "must not contain control characters (newline, tab, ...)",
+        ),
+        (
+            {"auth_type": "basic", "api_key": None, "username": "a:b", "password": "p"},
+            "username",
+            "must not contain ':' (HTTP Basic auth separates user and password with it)",
+        ),
+        (
+            {"auth_type": "basic", "api_key": None, "username": "u", "password": "p\x07"},
+            "password",
+            "must not contain control characters (newline, tab, ...)",
+        ),
+    ],
+)
+def test_credentials_that_cannot_travel_in_a_header_are_refused(api, fields, field, message):
+    response = api.post("/integrations", json=_new_integration(**fields))
+    assert response.status_code == 422
+    assert _problems(response) == [(field, message)]
+
+
+def test_a_cyrillic_basic_user_is_accepted(api):
+    response = api.post(
+        "/integrations",
+        json=_new_integration(
+            auth_type="basic", api_key=None, username="Администратор", password="пароль"
+        ),
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["username"] == "Администратор"
+
+
+def test_test_connection_with_a_stored_cyrillic_api_key_is_a_clear_error(api, make_integration):
+    make_integration("main-1c", api_key="ключ")
+    response = api.post("/integrations/main-1c/test-connection")
+    assert response.status_code == 200
+    assert response.json() == {
+        "ok": False,
+        "latency_ms": 0.0,
+        "version": None,
+        "error": "stored api_key must be printable ASCII (it is sent in the X-API-Key header); "
+        "set new credentials with PATCH /api/v1/integrations/main-1c",
+    }
+
+
+@pytest.mark.parametrize("sent_at", [b"1e20", b"1" + b"0" * 30, b"-1e18"])
+def test_a_webhook_sent_at_out_of_range_is_422(api, make_integration, sent_at):
+    from api.services.webhooks import sign
+
+    make_integration("main-1c", webhook_secret="webhook-secret-0123456789")
+    body = b'{"entities": ["stock"], "sent_at": ' + sent_at + b"}"
+    response = api.post(
+        "/webhooks/1c/main-1c",
+        content=body,
+        headers={
+            "Content-Type": "application/json",
+            "X-TradeOS-Signature": sign("webhook-secret-0123456789", body),
+        },
+    )
+    assert response.status_code == 422, response.text
+    assert _problems(response) == [("sent_at", "unix seconds out of range (years 1..9999)")]
+
+
+@pytest.mark.parametrize(
+    "last_event_id", ["9" * 5000, "1-" + "1" * 21, "²-0", "18446744073709551616"]
+)
+def test_a_malformed_last_event_id_is_an_error_frame_and_the_socket_stays(
+    ws_connect, last_event_id
+):
+    client = ws_connect("runs", last_event_id=last_event_id)
+    assert client.recv_type("welcome") == {"type": "welcome", "channels": ["runs"]}
+    assert client.recv_type("error") == {
+        "type": "error",
+        "error": f"last_event_id {last_event_id[:60]!r} is not an event id like 1732700000000-0",
+    }
+    client.send({"type": "ping"})
+    assert client.recv_type("pong") == {"type": "pong"}
+
+
+# ---- 3. one scrubber for everything that leaves or is stored --------------------------------
+
+USER, SECRET = "Администратор", "пароль-секрет 42"
+
+
+def test_the_scrubber_masks_every_encoding_of_a_secret():
+    import base64
+    import json
+    from urllib.parse import quote, quote_plus
+
+    from tradeos_pipelines.core.scrub import Scrubber
+
+    scrub = Scrubber(["api-key-007"], basic=(USER, SECRET))
+    pair = f"{USER}:{SECRET}"
+    for form in (
+        SECRET,
+        quote(SECRET, safe=""),
+        quote_plus(SECRET),
+        json.dumps(SECRET)[1:-1],
+        base64.b64encode(pair.encode()).decode(),
+        pair,
+        "api-key-007",
+    ):
+        assert scrub(f"before {form} after") == "before *** after", form
+    assert scrub("Authorization: Basic " + base64.b64encode(pair.encode()).decode()) == (
+        "Authorization: Basic ***"
+    )
+
+
+def test_a_short_secret_is_not_masked_everywhere():
+    from tradeos_pipelines.core.scrub import Scrubber
+
+    scrub = Scrubber(["x", "abc"], basic=("u", "x"))
+    assert scrub("xml box exists: abc") == "xml box exists: abc"
+    assert Scrubber(["abcd"])("abcd abc") == "*** abc"
+
+
+@pytest.fixture
+def echoing_1c(emulator_factory, make_integration):
+    """An integration whose 1C (basic auth) echoes the credentials it was sent."""
+    server = emulator_factory(items=5, warehouses=1, api_key=None, basic=(USER, SECRET))
+    make_integration("main-1c", base_url=server.base_url, username=USER, password=SECRET)
+    return server
+
+
+def _leaks(text: str) -> list[str]:
+    import base64
+    from urllib.parse import quote
+
+    forms = [SECRET, quote(SECRET), base64.b64encode(f"{USER}:{SECRET}".encode()).decode()]
+    return [form for form in forms if form in text]
+
+
+def test_test_connection_scrubs_what_1c_echoes(api, echoing_1c):
+    echoing_1c.control.inject_fault("echo_401", count=1, path="/health")
+    refused = api.post("/integrations/main-1c/test-connection").json()
+    assert refused["ok"] is False
+    assert refused["error"] == (
+        "1C 'main-1c' refused the credentials (401) for GET /health: Wrong password for ***"
+    )
+    echoing_1c.control.inject_fault("echo_version", count=1, path="/health")
+    answered = api.post("/integrations/main-1c/test-connection").json()
+    assert answered["ok"] is True
+    assert answered["version"] == "11.5.19.100 (***)"
+
+
+def test_a_failed_sync_stores_and_publishes_no_echoed_secret(api, echoing_1c, ws_connect, session):
+    from sqlalchemy import select
+
+    from tradeos_pipelines.engine import SyncFailed, sync_stock
+    from tradeos_pipelines.storage.tables import IntegrationLog, SyncLog
+
+    client = ws_connect("sync_updates")
+    client.recv_type("welcome")
+    echoing_1c.control.inject_fault("echo_401", count=5)
+    with pytest.raises(SyncFailed) as failed:
+        sync_stock("main-1c")
+    expected = (
+        "1C: 1C 'main-1c' refused the credentials (401) for GET /stock: Wrong password for ***"
+    )
+    # What Dagster keeps: the exception and the 1C error it was raised from.
+    assert str(failed.value) == f"sync 1 failed: {expected}"
+    assert str(failed.value.__cause__) == expected.removeprefix("1C: ")
+    assert session.scalars(select(SyncLog.error)).one() == expected
+    assert [e for e in session.scalars(select(IntegrationLog.error)) if e] == [
+        "HTTP 401: Wrong password for ***"
+    ]
+    [_started, failed_event] = client.events(2)
+    assert failed_event["type"] == "sync.failed"
+    assert failed_event["data"]["error"] == expected
+    api_view = api.get("/sync-logs").json()["data"][0]["error"]
+    assert api_view == expected
+    assert _leaks(str(failed_event) + api_view) == []
+
+
+# ---- 4. revoking a token closes its open WebSockets (1008) on every process -----------------
+
+
+def _close_frame(client, timeout: float) -> tuple[int, str]:
+    """(code, reason) of the server's close frame, read within ``timeout`` seconds."""
+    import struct
+
+    import websocket
+
+    client.ws.settimeout(timeout)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        opcode, frame = client.ws.recv_data_frame(control_frame=True)
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            return struct.unpack("!H", frame.data[:2])[0], frame.data[2:].decode()
+    raise AssertionError("no close frame")
+
+
+def test_revoking_a_token_closes_its_sockets_on_every_process_within_a_second(
+    sidecar, ws_connect, db, redis_url
+):
+    from tests.api.conftest import start_sidecar
+    from tradeos_pipelines.storage.tokens import create_token, list_tokens, revoke_token
+
+    token = create_token("wall-screen")
+    other_process = start_sidecar()  # a second sidecar: its own runtime, relay and watcher
+    try:
+        doomed = [
+            ws_connect("runs", token=token),
+            ws_connect("runs", token=token, url=sidecar.api_ws_url),
+            ws_connect("runs", token=token, url=other_process.ws_url),
+        ]
+        kept = ws_connect("runs")  # the admin token
+        for client in [*doomed, kept]:
+            assert client.recv_type("welcome")["type"] == "welcome"
+        [info] = list_tokens()
+        dropped_before = sidecar.runtime.manager.dropped_clients
+        revoked_at = time.monotonic()
+        revoke_token(info.id)
+        for client in doomed:
+            assert _close_frame(client, timeout=1.0) == (1008, "token revoked")
+        assert time.monotonic() - revoked_at < 1.0
+        kept.send({"type": "ping"})
+        assert kept.recv_type("pong") == {"type": "pong"}
+        # Closed for their token, not counted as slow clients.
+        assert sidecar.runtime.manager.dropped_clients == dropped_before
+    finally:
+        other_process.stop()

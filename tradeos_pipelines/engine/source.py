@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 import redis.asyncio as aioredis
 
 from tradeos_pipelines.core.integration import IntegrationConfig
+from tradeos_pipelines.core.scrub import scrubber_for
+from tradeos_pipelines.engine.scrubbed import ScrubbedPublisher, ScrubbedRequestLog
 from tradeos_pipelines.event_bus import AsyncRedisEventBus
 from tradeos_pipelines.sources.common.cache import invalidate
 from tradeos_pipelines.sources.common.ports import RequestLog
@@ -34,12 +36,17 @@ def connect(
     request_log: RequestLog | None = None,
     run_id: str | None = None,
 ) -> OneCClient:
-    """A client of the integration's 1C; breaker state changes go to the event bus."""
+    """A client of the integration's 1C; breaker state changes go to the event bus.
+
+    What the client logs and publishes passes the integration's scrubber first: 1C may echo
+    the credentials it was sent.
+    """
+    scrubber = scrubber_for(integration)
     return OneCClient.from_config(
         integration,
         redis=redis,
-        request_log=request_log,
-        publisher=AsyncRedisEventBus(redis),
+        request_log=ScrubbedRequestLog(request_log, scrubber) if request_log else None,
+        publisher=ScrubbedPublisher(AsyncRedisEventBus(redis), scrubber),
         run_id=run_id,
     )
 

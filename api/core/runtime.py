@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 
 from api.live.manager import ConnectionManager
 from api.live.relay import StreamRelay
+from api.live.revocation import RevocationWatcher
 from api.live.run_watcher import RunWatcher
 from tradeos_pipelines.core.settings import Settings, get_settings
 
@@ -34,6 +35,7 @@ class Runtime:
         )
         self.redis: aioredis.Redis
         self.relay: StreamRelay
+        self.revocations: RevocationWatcher
         self.http: httpx.AsyncClient
         self.watcher: RunWatcher | None = None
         self.started = False
@@ -46,6 +48,8 @@ class Runtime:
         self.relay = StreamRelay(self.redis, s.redis_namespace, self.manager)
         await self.relay.start()
         self.manager.start_heartbeat()
+        self.revocations = RevocationWatcher(self.redis, s.redis_namespace, self.manager)
+        await self.revocations.start()
         if self.watch_runs:
             try:
                 self.watcher = RunWatcher.from_environment(
@@ -63,6 +67,7 @@ class Runtime:
             return
         if self.watcher is not None:
             await self.watcher.stop()
+        await self.revocations.stop()
         await self.manager.close_all()
         await self.relay.stop()
         await self.http.aclose()

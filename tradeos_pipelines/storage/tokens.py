@@ -100,6 +100,19 @@ def _announce_revocation() -> None:
         logger.warning("could not announce the revocation to sidecars (%s)", type(exc).__name__)
 
 
+def revoked_among(token_ids: set[int], *, database_url: str | None = None) -> set[int]:
+    """Those of ``token_ids`` that are revoked (or no longer exist)."""
+    if not token_ids:
+        return set()
+    with session_scope(database_url) as session:
+        live = set(
+            session.scalars(
+                select(ApiToken.id).where(ApiToken.id.in_(token_ids), ApiToken.revoked_at.is_(None))
+            )
+        )
+    return token_ids - live
+
+
 def verify_stored_token(session: Session, token: str) -> TokenInfo | None:
     """The live (not revoked) token matching ``token``, stamping its last use; else None."""
     row = session.scalars(

@@ -3,7 +3,7 @@
     tradeos dev                      start the whole local stack (Ctrl-C stops it)
     tradeos migrate [--downgrade R]  apply migrations (or undo down to revision R, e.g. base)
     tradeos secret-key               print a new TRADEOS_SECRET_KEY
-    tradeos token create NAME        create a sidecar API token (shown once)
+    tradeos token create NAME [--scope S]  create a sidecar API token (shown once)
     tradeos token list               list tokens (never their secrets)
     tradeos token revoke ID          revoke a token
     tradeos emulator [ARGS…]         run the bundled 1C emulator (its own --help)
@@ -88,17 +88,18 @@ def cmd_token(args: argparse.Namespace) -> int:
     url = load_settings().require_database_url()
     if args.action == "create":
         try:
-            token = create_token(args.name, database_url=url)
+            token = create_token(args.name, scopes=args.scope or ["admin"], database_url=url)
         except ValueError as exc:
             return fail(str(exc), EXIT_USAGE)
         echo(token)
         sys.stderr.write("tradeos: token created; it is shown only this once\n")
         return 0
     if args.action == "list":
-        echo(f"{'ID':>4}  {'NAME':<30} {'CREATED':<20} {'LAST USED':<20} STATUS")
+        echo(f"{'ID':>4}  {'NAME':<30} {'SCOPES':<24} {'CREATED':<20} {'LAST USED':<20} STATUS")
         for info in list_tokens(database_url=url):
             echo(
-                f"{info.id:>4}  {info.name:<30} {_when(info.created_at):<20} "
+                f"{info.id:>4}  {info.name:<30} {' '.join(info.scopes):<24} "
+                f"{_when(info.created_at):<20} "
                 f"{_when(info.last_used_at):<20} "
                 f"{'revoked ' + _when(info.revoked_at) if info.revoked_at else 'active'}"
             )
@@ -160,6 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
     actions = token.add_subparsers(dest="action", required=True, metavar="ACTION")
     create = actions.add_parser("create", help="create a token (shown once)")
     create.add_argument("name")
+    create.add_argument(
+        "--scope",
+        action="append",
+        metavar="SCOPE",
+        help="admin (default), read (GET routes only) or webhook:<integration id> "
+        "(that integration's 1C webhook only); repeat for several",
+    )
     actions.add_parser("list", help="list tokens")
     revoke = actions.add_parser("revoke", help="revoke a token by id")
     revoke.add_argument("id", type=int)

@@ -52,7 +52,7 @@ def authenticate(token: str | None, session: Session | None = None) -> TokenIden
     else:
         with session_scope() as own:
             info = verify_stored_token(own, token)
-    return TokenIdentity(info.name, info.id) if info else None
+    return TokenIdentity(info.name, info.id, info.scopes) if info else None
 
 
 # token hash -> (expires at, revocation counter seen before the check, identity)

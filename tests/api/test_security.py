@@ -470,3 +470,134 @@ def test_revoking_a_token_closes_its_sockets_on_every_process_within_a_second(
         assert sidecar.runtime.manager.dropped_clients == dropped_before
     finally:
         other_process.stop()
+
+
+# ---- 5. credentials bound to their endpoint; token scopes -----------------------------------
+
+MOVED = (
+    "required when base_url moves to another scheme, host, port or path: "
+    "the stored credentials are only sent to the endpoint they were entered for"
+)
+
+
+@pytest.mark.parametrize(
+    "new_url",
+    [
+        "http://attacker.example/trade",
+        "https://1c.local/trade",
+        "http://1c.local:8081/trade",
+        "http://1c.local/other",
+        "http://1c.local/trade/deeper",
+    ],
+)
+def test_moving_base_url_without_the_api_key_is_422(api, make_integration, new_url):
+    make_integration("main-1c", base_url="http://1c.local/trade", api_key="stored-key-123")
+    response = api.patch("/integrations/main-1c", json={"base_url": new_url})
+    assert response.status_code == 422
+    assert _problems(response) == [("api_key", MOVED)]
+    assert api.get("/integrations/main-1c").json()["base_url"] == "http://1c.local/trade"
+    moved = api.patch("/integrations/main-1c", json={"base_url": new_url, "api_key": "new-key-456"})
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["base_url"] == new_url
+
+
+def test_moving_a_basic_integration_names_both_credentials(api, make_integration):
+    make_integration("main-1c", base_url="http://1c.local/trade", username="u", password="pass")
+    response = api.patch("/integrations/main-1c", json={"base_url": "http://elsewhere/trade"})
+    assert response.status_code == 422
+    assert _problems(response) == [("username", MOVED), ("password", MOVED)]
+
+
+def test_the_same_endpoint_spelled_differently_keeps_the_credentials(api, make_integration):
+    make_integration("main-1c", base_url="http://1c.local/trade", api_key="stored-key-123")
+    response = api.patch("/integrations/main-1c", json={"base_url": "HTTP://1C.LOCAL:80/trade/"})
+    assert response.status_code == 200, response.text
+    assert response.json()["base_url"] == "HTTP://1C.LOCAL:80/trade"
+
+
+def _scoped(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_a_read_token_reads_but_cannot_change_anything(anonymous, make_integration):
+    from tradeos_pipelines.storage.tokens import create_token
+
+    make_integration("main-1c")
+    token = create_token("wall-screen", scopes=["read"])
+    auth = _scoped(token)
+    assert anonymous.get("/api/v1/integrations", headers=auth).status_code == 200
+    assert anonymous.get("/api/v1/integrations/main-1c/health", headers=auth).status_code == 200
+    forbidden = "this token's scopes (read) do not include 'admin'"
+    for method, path in [
+        ("POST", "/api/v1/integrations"),
+        ("PATCH", "/api/v1/integrations/main-1c"),
+        ("DELETE", "/api/v1/integrations/main-1c"),
+        ("POST", "/api/v1/integrations/main-1c/test-connection"),
+        ("POST", "/api/v1/integrations/main-1c/sync"),
+        ("POST", "/api/v1/conflicts/1/resolve"),
+    ]:
+        response = anonymous.request(method, path, headers=auth, json={})
+        assert (response.status_code, response.json()) == (403, {"detail": forbidden}), path
+    webhook = anonymous.post("/api/v1/webhooks/1c/main-1c", headers=auth, json={})
+    assert webhook.json() == {
+        "detail": "this token's scopes (read) do not include 'webhook:main-1c'"
+    }
+
+
+def test_a_webhook_token_can_only_call_its_integrations_webhook(anonymous, make_integration):
+    from datetime import UTC, datetime
+
+    from api.services.webhooks import sign
+    from tradeos_pipelines.storage.tokens import create_token
+
+    make_integration("main-1c", webhook_secret="webhook-secret-0123456789")
+    make_integration("other-1c", webhook_secret="webhook-secret-0123456789")
+    token = create_token("1c main", scopes=["webhook:main-1c"])
+    body = orjson.dumps({"entities": ["stock"], "sent_at": datetime.now(UTC).isoformat()})
+    headers = {
+        **_scoped(token),
+        "Content-Type": "application/json",
+        "X-TradeOS-Signature": sign("webhook-secret-0123456789", body),
+    }
+    accepted = anonymous.post("/api/v1/webhooks/1c/main-1c", content=body, headers=headers)
+    assert accepted.status_code == 202, accepted.text
+    other = anonymous.post("/api/v1/webhooks/1c/other-1c", content=body, headers=headers)
+    assert (other.status_code, other.json()) == (
+        403,
+        {"detail": "this token's scopes (webhook:main-1c) do not include 'webhook:other-1c'"},
+    )
+    listing = anonymous.get("/api/v1/integrations", headers=_scoped(token))
+    assert (listing.status_code, listing.json()) == (
+        403,
+        {"detail": "this token's scopes (webhook:main-1c) do not include 'read'"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("scopes", "message"),
+    [
+        (["owner"], "unknown scope 'owner'; expected admin, read or webhook:<integration id>"),
+        (
+            ["webhook:"],
+            "unknown scope 'webhook:'; expected admin, read or webhook:<integration id>",
+        ),
+        ([], "a token needs at least one scope: admin, read or webhook:<integration>"),
+    ],
+)
+def test_unknown_scopes_are_refused(db, scopes, message):
+    from tradeos_pipelines.storage.tokens import create_token
+
+    with pytest.raises(ValueError) as refused:
+        create_token("bad", scopes=scopes)
+    assert str(refused.value) == message
+
+
+def test_token_create_with_scope_on_the_command_line(db, capsys):
+    from tradeos_pipelines.cli import main
+    from tradeos_pipelines.storage.tokens import list_tokens
+
+    assert main(["token", "create", "wall screen", "--scope", "read"]) == 0
+    assert capsys.readouterr().out.strip().startswith("tos_")
+    assert [(t.name, t.scopes) for t in list_tokens()] == [("wall screen", ("read",))]
+    assert main(["token", "create", "x", "--scope", "root"]) == 2
+    assert "unknown scope 'root'" in capsys.readouterr().err

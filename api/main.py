@@ -16,6 +16,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
+from api.core.browser import SecurityHeadersMiddleware
+from api.core.docs import mount_docs
 from api.core.errors import install_error_handlers
 from api.core.guard import GuardMiddleware
 from api.core.runtime import Runtime
@@ -59,6 +61,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             "<token>`. Live events: `ws://HOST:8001/ws?token=…&channels=…`."
         ),
         lifespan=_lifespan(runtime),
+        # Served from local files by mount_docs (no CDN, no inline script); no ReDoc.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     install_error_handlers(app)
@@ -72,7 +77,10 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )
+    # Outermost of ours: the guard's refusals carry the headers too.
+    app.add_middleware(SecurityHeadersMiddleware, settings=settings)
     app.include_router(api_router, prefix=API_PREFIX)
+    mount_docs(app)
     app.add_api_websocket_route("/ws", websocket_endpoint)
     mount_dashboard(app)
     return app

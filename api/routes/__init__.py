@@ -5,12 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from api.core.deps import require_token
-from api.routes import conflicts, health, integrations, stats, sync_logs, webhooks
+from api.routes import config, conflicts, health, integrations, stats, sync_logs, webhooks
 
 api_router = APIRouter()
 api_router.include_router(health.router)
 
 protected = APIRouter(dependencies=[Depends(require_token)])
-for module in (integrations, sync_logs, stats, conflicts, webhooks):
+for module in (integrations, sync_logs, stats, conflicts, webhooks, config):
     protected.include_router(module.router)
 api_router.include_router(protected)

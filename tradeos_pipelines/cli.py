@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import runpy
 import sys
 from collections.abc import Callable, Sequence
@@ -85,7 +86,7 @@ def cmd_token(args: argparse.Namespace) -> int:
         revoke_token,
     )
 
-    url = load_settings().require_database_url()
+    url = _token_database_url()
     if args.action == "create":
         try:
             token = create_token(args.name, scopes=args.scope or ["admin"], database_url=url)
@@ -110,6 +111,25 @@ def cmd_token(args: argparse.Namespace) -> int:
         return fail(str(exc))
     echo(f"token {info.id} ({info.name}) revoked")
     return 0
+
+
+def _token_database_url() -> str:
+    """TRADEOS_DATABASE_URL, else the running ``tradeos dev`` stack's (its data folder's
+    stack.env); its Redis is used too, so a revocation reaches the stack's sidecar."""
+    from tradeos_pipelines.core.settings import get_settings
+    from tradeos_pipelines.devstack.bootstrap import read_stack_env
+
+    settings = load_settings()
+    if settings.database_url:
+        return settings.database_url
+    stack = read_stack_env(settings.data_dir)
+    if "TRADEOS_DATABASE_URL" not in stack:
+        return settings.require_database_url()  # the usual "set TRADEOS_DATABASE_URL" error
+    for key, value in stack.items():
+        os.environ.setdefault(key, value)
+    get_settings.cache_clear()
+    sys.stderr.write(f"tradeos: using the running dev stack's database ({settings.data_dir})\n")
+    return stack["TRADEOS_DATABASE_URL"]
 
 
 def _when(value: object) -> str:

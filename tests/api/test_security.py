@@ -601,3 +601,162 @@ def test_token_create_with_scope_on_the_command_line(db, capsys):
     assert [(t.name, t.scopes) for t in list_tokens()] == [("wall screen", ("read",))]
     assert main(["token", "create", "x", "--scope", "root"]) == 2
     assert "unknown scope 'root'" in capsys.readouterr().err
+
+
+# ---- 6. the browser: configuration from the sidecar, CSP and security headers ---------------
+
+
+def test_config_tells_the_relay_and_dagster_addresses(api, sidecar):
+    from tradeos_pipelines.core.settings import get_settings
+
+    settings = get_settings()
+    response = api.get("/config")
+    assert response.status_code == 200
+    assert response.json() == {
+        "ws_url": f"ws://127.0.0.1:{settings.ws_port}/ws",
+        "dagster_url": settings.dagster_url.rstrip("/"),
+    }
+
+
+def test_config_needs_a_token(anonymous):
+    assert anonymous.get("/api/v1/config").status_code == 401
+
+
+@pytest.mark.parametrize(
+    "path", ["/dashboard/", "/api/v1/health", "/api/v1/integrations", "/docs", "/openapi.json"]
+)
+def test_every_response_carries_the_security_headers(anonymous, path):
+    from tradeos_pipelines.core.settings import get_settings
+
+    response = anonymous.get(path)
+    ws_port = get_settings().ws_port
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["referrer-policy"] == "no-referrer"
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["content-security-policy"] == (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        f"connect-src 'self' ws://127.0.0.1:{ws_port}; object-src 'none'; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    )
+
+
+def test_a_forged_host_cannot_inject_into_the_policy(anonymous):
+    response = anonymous.get("/api/v1/health", headers={"Host": "evil; script-src *"})
+    assert "connect-src 'self'; object-src" in response.headers["content-security-policy"]
+
+
+def test_swagger_ui_is_served_from_local_files(anonymous):
+    page = anonymous.get("/docs")
+    assert page.status_code == 200
+    assert "cdn" not in page.text.lower()
+    assert '<script src="/dashboard/vendor/swagger-ui/swagger-ui-bundle.js"></script>' in page.text
+    assert '<script src="/dashboard/docs.js"></script>' in page.text
+    assert "<script>" not in page.text  # nothing inline: the CSP allows 'self' scripts only
+    bundle = anonymous.get("/dashboard/vendor/swagger-ui/swagger-ui-bundle.js")
+    assert bundle.status_code == 200
+    assert len(bundle.content) > 1_000_000
+    assert anonymous.get("/dashboard/docs.js").status_code == 200
+    assert anonymous.get("/redoc").status_code == 404
+
+
+def test_the_dashboard_takes_no_addresses_from_its_url():
+    from pathlib import Path
+
+    static = Path(__file__).resolve().parents[2] / "api" / "dashboard" / "static"
+    scripts = "".join(p.read_text() for p in static.rglob("*.js") if "vendor" not in p.parts)
+    assert "URLSearchParams" not in scripts
+    assert "location.search" not in scripts
+    assert "connect-src 'self' ws: wss:" not in (static / "index.html").read_text()
+
+
+# ---- 7. embedded servers: passwords, private files; the CLI finds the running stack ---------
+
+
+def _mode(path) -> int:
+    import stat
+
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_embedded_postgres_needs_its_generated_password(tmp_path):
+    import psycopg2
+
+    from tradeos_pipelines.devstack.embedded import postgres_password_file, start_postgres_server
+
+    server = start_postgres_server(tmp_path / "pg")
+    try:
+        password_file = postgres_password_file(tmp_path / "pg")
+        password = password_file.read_text().strip()
+        port = int(server.url.rsplit(":", 1)[1].split("/")[0])
+        assert len(password) == 32
+        assert server.url == f"postgresql+psycopg2://postgres:{password}@127.0.0.1:{port}/postgres"
+        assert _mode(password_file) == 0o600
+        assert _mode(server.log_path) == 0o600
+        assert _mode(tmp_path / "pg") == 0o700
+        hba = (tmp_path / "pg" / "pg_hba.conf").read_text()
+        assert "trust" not in hba.replace("# Written", "")
+        with pytest.raises(psycopg2.OperationalError) as anonymous:
+            psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres")
+        assert "no password supplied" in str(anonymous.value)
+        with pytest.raises(psycopg2.OperationalError) as wrong:
+            psycopg2.connect(
+                host="127.0.0.1", port=port, user="postgres", dbname="postgres", password="guess"
+            )
+        assert 'password authentication failed for user "postgres"' in str(wrong.value)
+        psycopg2.connect(server.url.replace("+psycopg2", "")).close()
+    finally:
+        server.stop()
+    again = start_postgres_server(tmp_path / "pg")  # the same password on the next start
+    try:
+        assert again.url.split("@")[0] == server.url.split("@")[0]
+        psycopg2.connect(again.url.replace("+psycopg2", "")).close()
+    finally:
+        again.stop()
+
+
+def test_embedded_redis_requires_its_generated_password(tmp_path):
+    import redis
+
+    from tradeos_pipelines.devstack.embedded import start_redis_server
+
+    server = start_redis_server(tmp_path / "redis")
+    try:
+        password = (tmp_path / "redis" / "redis.password").read_text().strip()
+        assert server.url.startswith(f"redis://:{password}@127.0.0.1:")
+        for name in ("redis.password", "redis.conf", "redis.log"):
+            assert _mode(tmp_path / "redis" / name) == 0o600, name
+        assert _mode(tmp_path / "redis") == 0o700
+        anonymous = redis.Redis.from_url(server.url.replace(f":{password}@", ""))
+        with pytest.raises(redis.AuthenticationError):
+            anonymous.ping()
+        anonymous.close()
+        client = redis.Redis.from_url(server.url)
+        assert client.ping() is True
+        client.close()
+    finally:
+        server.stop()
+
+
+def test_token_create_finds_the_running_dev_stacks_database(tmp_path, monkeypatch, db, capsys):
+    from tradeos_pipelines.cli import main
+    from tradeos_pipelines.core.settings import get_settings
+    from tradeos_pipelines.devstack.bootstrap import DataDir, write_stack_env
+    from tradeos_pipelines.storage.tokens import list_tokens
+
+    data = DataDir(tmp_path)
+    data.create()
+    write_stack_env(data, {"TRADEOS_DATABASE_URL": db, "TRADEOS_REDIS_URL": "redis://x:1/0"})
+    assert _mode(data.stack_env_file) == 0o600
+    assert _mode(data.logs) == 0o700
+    monkeypatch.setenv("TRADEOS_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("TRADEOS_DATABASE_URL")
+    monkeypatch.delenv("TRADEOS_REDIS_URL")
+    get_settings.cache_clear()
+    try:
+        assert main(["token", "create", "from another terminal"]) == 0
+        out, err = capsys.readouterr()
+        assert out.strip().startswith("tos_")
+        assert f"using the running dev stack's database ({tmp_path})" in err
+    finally:
+        get_settings.cache_clear()
+    assert [t.name for t in list_tokens(database_url=db)] == ["from another terminal"]

@@ -121,6 +121,12 @@ def revoke_token(token_id: int, *, database_url: str | None = None) -> TokenInfo
 def _announce_revocation() -> None:
     settings = get_settings()
     if not settings.redis_url:
+        # Sidecars still drop cached tokens within seconds, but open sockets stay until their
+        # periodic check: say so instead of skipping silently.
+        logger.warning(
+            "TRADEOS_REDIS_URL is not set: sidecars were not told of the revocation "
+            "(they notice within about 10 s)"
+        )
         return
     try:
         with redis.Redis.from_url(settings.redis_url, socket_timeout=3) as client:

@@ -760,3 +760,38 @@ def test_token_create_finds_the_running_dev_stacks_database(tmp_path, monkeypatc
     finally:
         get_settings.cache_clear()
     assert [t.name for t in list_tokens(database_url=db)] == ["from another terminal"]
+
+
+# ---- 8. nothing published on all interfaces; no default secrets ------------------------------
+
+
+def _compose() -> dict:
+    from pathlib import Path
+
+    import yaml
+
+    return yaml.safe_load((Path(__file__).resolve().parents[2] / "docker-compose.yml").read_text())
+
+
+def test_compose_publishes_ports_on_loopback_only():
+    published = {
+        name: [str(p) for p in service.get("ports", [])]
+        for name, service in _compose()["services"].items()
+        if service.get("ports")
+    }
+    assert published == {
+        "mock-1c": ["127.0.0.1:8080:8080"],
+        "dagster-webserver": ["127.0.0.1:3000:3000"],
+        "sidecar": ["127.0.0.1:8000:8000", "127.0.0.1:8001:8001"],
+    }
+
+
+def test_compose_has_no_default_secrets():
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docker-compose.yml").read_text()
+    defaults = re.findall(r"\$\{(\w+):?-[^}]*\}", text)
+    assert defaults == []
+    required = set(re.findall(r"\$\{(\w+):\?", text))
+    assert required == {"POSTGRES_PASSWORD", "TRADEOS_SECRET_KEY", "MOCK_1C_API_KEY"}

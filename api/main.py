@@ -20,6 +20,7 @@ from api.core.browser import SecurityHeadersMiddleware
 from api.core.docs import mount_docs
 from api.core.errors import install_error_handlers
 from api.core.guard import GuardMiddleware
+from api.core.openapi_doc import document_guard
 from api.core.runtime import Runtime
 from api.live.websocket import websocket_endpoint
 from api.routes import api_router
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.add_middleware(SecurityHeadersMiddleware, settings=settings)
     app.include_router(api_router, prefix=API_PREFIX)
     mount_docs(app)
+    document_guard(app)
     app.add_api_websocket_route("/ws", websocket_endpoint)
     mount_dashboard(app)
     return app

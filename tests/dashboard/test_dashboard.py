@@ -270,7 +270,18 @@ def test_live_feed_falls_back_to_the_page_origin(
         answer = route.fetch()
         route.fulfill(response=answer, json={**answer.json(), "ws_url": dead})
 
+    def dashboard(route: Route) -> None:
+        # The sidecar's CSP allows only the relay it configured; let the dead one be tried
+        # (refused at connect) rather than blocked by the browser.
+        answer = route.fetch()
+        headers = dict(answer.headers)
+        headers["content-security-policy"] = headers["content-security-policy"].replace(
+            "connect-src 'self'", f"connect-src 'self' {dead.removesuffix('/ws')}"
+        )
+        route.fulfill(response=answer, headers=headers)
+
     page.route("**/api/v1/config", config)
+    page.route("**/dashboard/", dashboard)
     page.goto(sidecar.dashboard_url(ws=f"ws://127.0.0.1:{find_free_port()}/ws"))
     page.fill("#login-token", admin_token)
     page.click("#login-submit")

@@ -264,24 +264,14 @@ def test_live_feed_falls_back_to_the_page_origin(
     """With nothing at the configured relay the page uses /ws on its own origin."""
     make_integration("main-1c")
     page = browser_page.page
-    dead = f"ws://127.0.0.1:{find_free_port()}/ws"
+    # The configured relay does not answer as the relay (wrong path: the WebSocket port
+    # refuses it); the CSP allows its origin, so the refusal is what the page sees.
+    dead = f"ws://127.0.0.1:{sidecar.ws_port}/not-the-relay"
 
     def config(route: Route) -> None:
-        answer = route.fetch()
-        route.fulfill(response=answer, json={**answer.json(), "ws_url": dead})
-
-    def dashboard(route: Route) -> None:
-        # The sidecar's CSP allows only the relay it configured; let the dead one be tried
-        # (refused at connect) rather than blocked by the browser.
-        answer = route.fetch()
-        headers = dict(answer.headers)
-        headers["content-security-policy"] = headers["content-security-policy"].replace(
-            "connect-src 'self'", f"connect-src 'self' {dead.removesuffix('/ws')}"
-        )
-        route.fulfill(response=answer, headers=headers)
+        route.fulfill(json={**route.fetch().json(), "ws_url": dead})
 
     page.route("**/api/v1/config", config)
-    page.route("**/dashboard/", dashboard)
     page.goto(sidecar.dashboard_url(ws=f"ws://127.0.0.1:{find_free_port()}/ws"))
     page.fill("#login-token", admin_token)
     page.click("#login-submit")

@@ -9,6 +9,7 @@
 const PING_EVERY_MS = 20_000;
 const SILENCE_LIMIT_MS = 50_000;
 const MAX_BACKOFF_MS = 15_000;
+const WELCOME_TIMEOUT_MS = 5_000;
 const POLICY_VIOLATION = 1008;
 
 /** WebSocket URLs to try, most preferred first: the configured relay, then the page origin. */
@@ -90,6 +91,11 @@ export class LiveFeed {
       return;
     }
     this.socket = socket;
+    // A relay that never answers (or an address the browser blocks without a close event)
+    // must not leave the page connecting forever: give up on it and try the next.
+    const welcomeTimer = setTimeout(() => {
+      if (!welcomed) socket.close();
+    }, WELCOME_TIMEOUT_MS);
 
     socket.addEventListener("message", (message) => {
       lastHeard = Date.now();
@@ -101,6 +107,7 @@ export class LiveFeed {
       }
       if (event.type === "welcome") {
         welcomed = true;
+        clearTimeout(welcomeTimer);
         this.backoff = 1000;
         this.onState("open", this.candidates[this.index]);
         return;

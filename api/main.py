@@ -16,7 +16,11 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
+from api.core.browser import SecurityHeadersMiddleware
+from api.core.docs import mount_docs
 from api.core.errors import install_error_handlers
+from api.core.guard import GuardMiddleware
+from api.core.openapi_doc import document_guard
 from api.core.runtime import Runtime
 from api.live.websocket import websocket_endpoint
 from api.routes import api_router, metrics
@@ -58,9 +62,14 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             "<token>`. Live events: `ws://HOST:8001/ws?token=…&channels=…`."
         ),
         lifespan=_lifespan(runtime),
+        # Served from local files by mount_docs (no CDN, no inline script); no ReDoc.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     install_error_handlers(app)
+    # Inside CORS (preflights need no token), outside routing: no body is read before it.
+    app.add_middleware(GuardMiddleware)
     if settings.cors_origins:
         # Closed unless TRADEOS_CORS_ORIGINS lists the origins allowed to call the API.
         app.add_middleware(
@@ -69,8 +78,12 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )
+    # Outermost of ours: the guard's refusals carry the headers too.
+    app.add_middleware(SecurityHeadersMiddleware, settings=settings)
     app.include_router(api_router, prefix=API_PREFIX)
     app.include_router(metrics.router)  # /metrics: Prometheus' conventional path
+    mount_docs(app)
+    document_guard(app)
     app.add_api_websocket_route("/ws", websocket_endpoint)
     mount_dashboard(app)
     return app

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
+from api.core.http_limits import KEEP_ALIVE_SECONDS, MAX_HEADER_BYTES, GuardedHttpToolsProtocol
 from api.core.runtime import Runtime
 from api.live.ws_server import WebSocketServer
 from api.main import create_app
@@ -73,6 +74,11 @@ def build_servers(
         host=host,
         port=api_port,
         log_config=log_config(),
+        # Header deadline and size cap (api.core.http_limits); the h11 limit applies only if
+        # someone swaps the protocol back to h11.
+        http=GuardedHttpToolsProtocol,
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
         ws_max_size=1 << 20,
         # Compressing each frame once per client is the cost of fan-out; events are small.
         ws_per_message_deflate=False,

@@ -4,7 +4,7 @@ and the operator's commands over the sidecar's API (:mod:`tradeos_pipelines.ops_
     tradeos dev                      start the whole local stack (Ctrl-C stops it)
     tradeos migrate [--downgrade R]  apply migrations (or undo down to revision R, e.g. base)
     tradeos secret-key               print a new TRADEOS_SECRET_KEY
-    tradeos token create NAME        create a sidecar API token (shown once)
+    tradeos token create NAME [--scope S]  create a sidecar API token (shown once)
     tradeos token list               list tokens (never their secrets)
     tradeos token revoke ID          revoke a token
     tradeos emulator [--protocol odata] [ARGS…]
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import runpy
 import sys
 from collections.abc import Callable, Sequence
@@ -94,20 +95,21 @@ def cmd_token(args: argparse.Namespace) -> int:
         revoke_token,
     )
 
-    url = load_settings().require_database_url()
+    url = _token_database_url()
     if args.action == "create":
         try:
-            token = create_token(args.name, database_url=url)
+            token = create_token(args.name, scopes=args.scope or ["admin"], database_url=url)
         except ValueError as exc:
             return fail(str(exc), EXIT_USAGE)
         echo(token)
         sys.stderr.write("tradeos: token created; it is shown only this once\n")
         return 0
     if args.action == "list":
-        echo(f"{'ID':>4}  {'NAME':<30} {'CREATED':<20} {'LAST USED':<20} STATUS")
+        echo(f"{'ID':>4}  {'NAME':<30} {'SCOPES':<24} {'CREATED':<20} {'LAST USED':<20} STATUS")
         for info in list_tokens(database_url=url):
             echo(
-                f"{info.id:>4}  {info.name:<30} {_when(info.created_at):<20} "
+                f"{info.id:>4}  {info.name:<30} {' '.join(info.scopes):<24} "
+                f"{_when(info.created_at):<20} "
                 f"{_when(info.last_used_at):<20} "
                 f"{'revoked ' + _when(info.revoked_at) if info.revoked_at else 'active'}"
             )
@@ -118,6 +120,25 @@ def cmd_token(args: argparse.Namespace) -> int:
         return fail(str(exc))
     echo(f"token {info.id} ({info.name}) revoked")
     return 0
+
+
+def _token_database_url() -> str:
+    """TRADEOS_DATABASE_URL, else the running ``tradeos dev`` stack's (its data folder's
+    stack.env); its Redis is used too, so a revocation reaches the stack's sidecar."""
+    from tradeos_pipelines.core.settings import get_settings
+    from tradeos_pipelines.devstack.bootstrap import read_stack_env
+
+    settings = load_settings()
+    if settings.database_url:
+        return settings.database_url
+    stack = read_stack_env(settings.data_dir)
+    if "TRADEOS_DATABASE_URL" not in stack:
+        return settings.require_database_url()  # the usual "set TRADEOS_DATABASE_URL" error
+    for key, value in stack.items():
+        os.environ.setdefault(key, value)
+    get_settings.cache_clear()
+    sys.stderr.write(f"tradeos: using the running dev stack's database ({settings.data_dir})\n")
+    return stack["TRADEOS_DATABASE_URL"]
 
 
 def _when(value: object) -> str:
@@ -190,6 +211,13 @@ def build_parser() -> argparse.ArgumentParser:
     actions = token.add_subparsers(dest="action", required=True, metavar="ACTION")
     create = actions.add_parser("create", help="create a token (shown once)")
     create.add_argument("name")
+    create.add_argument(
+        "--scope",
+        action="append",
+        metavar="SCOPE",
+        help="admin (default), read (GET routes only) or webhook:<integration id> "
+        "(that integration's 1C webhook only); repeat for several",
+    )
     actions.add_parser("list", help="list tokens")
     revoke = actions.add_parser("revoke", help="revoke a token by id")
     revoke.add_argument("id", type=int)

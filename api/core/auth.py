@@ -37,6 +37,7 @@ class TokenIdentity:
 
     name: str
     token_id: int | None = None
+    scopes: tuple[str, ...] = ("admin",)
 
 
 def authenticate(token: str | None, session: Session | None = None) -> TokenIdentity | None:
@@ -51,7 +52,7 @@ def authenticate(token: str | None, session: Session | None = None) -> TokenIden
     else:
         with session_scope() as own:
             info = verify_stored_token(own, token)
-    return TokenIdentity(info.name, info.id) if info else None
+    return TokenIdentity(info.name, info.id, info.scopes) if info else None
 
 
 # token hash -> (expires at, revocation counter seen before the check, identity)

@@ -57,6 +57,10 @@ async def require_token(
     request: Request, _scheme: Annotated[object, Depends(_bearer_scheme)] = None
 ) -> TokenIdentity:
     """401 unless the request carries a valid bearer token (async: no threadpool hop)."""
+    # The guard middleware has checked the token before the body was read.
+    checked = request.scope.get("state", {}).get("identity")
+    if isinstance(checked, TokenIdentity):
+        return checked
     token = bearer_token(request)
     if token is None:
         raise unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")

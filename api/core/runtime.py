@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 
 from api.live.manager import ConnectionManager
 from api.live.relay import StreamRelay
+from api.live.revocation import RevocationWatcher
 from api.live.run_watcher import RunWatcher
 from tradeos_pipelines.alerts.deliverer import AlertDeliverer
 from tradeos_pipelines.core.settings import Settings, get_settings
@@ -35,6 +36,7 @@ class Runtime:
         )
         self.redis: aioredis.Redis
         self.relay: StreamRelay
+        self.revocations: RevocationWatcher
         self.http: httpx.AsyncClient
         self.watcher: RunWatcher | None = None
         self.alerts: AlertDeliverer | None = None
@@ -51,6 +53,8 @@ class Runtime:
         # Alerts to the configured channels (none configured: nothing runs).
         self.alerts = AlertDeliverer(self.redis, s)
         await self.alerts.start()
+        self.revocations = RevocationWatcher(self.redis, s.redis_namespace, self.manager)
+        await self.revocations.start()
         if self.watch_runs:
             try:
                 self.watcher = RunWatcher.from_environment(
@@ -70,6 +74,7 @@ class Runtime:
             await self.watcher.stop()
         if self.alerts is not None:
             await self.alerts.stop()
+        await self.revocations.stop()
         await self.manager.close_all()
         await self.relay.stop()
         await self.http.aclose()

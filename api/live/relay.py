@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from typing import Any
 
 import orjson
@@ -31,11 +32,19 @@ class InvalidEventId(ValueError):
     """``last_event_id`` is not a Redis Streams id (``<ms>-<seq>``)."""
 
 
+_EVENT_ID = re.compile(r"(\d{1,20})(?:-(\d{1,20}))?", re.ASCII)
+
+
 def parse_event_id(value: str) -> str:
     """Validate a client-supplied event id; returns it normalised."""
-    ms, sep, seq = value.partition("-")
-    if not ms.isdigit() or (sep and not seq.isdigit()):
-        raise InvalidEventId(f"last_event_id {value!r} is not an event id like 1732700000000-0")
+    # Redis ids are two unsigned 64-bit numbers (at most 20 ASCII digits each); the pattern
+    # also keeps int() away from its 4,300-digit limit and from digits like "²".
+    match = _EVENT_ID.fullmatch(value)
+    if match is None or max(int(match[1]), int(match[2] or 0)) >= 1 << 64:
+        raise InvalidEventId(
+            f"last_event_id {value[:60]!r} is not an event id like 1732700000000-0"
+        )
+    ms, seq = match[1], match[2]
     return f"{int(ms)}-{int(seq or 0)}"
 
 

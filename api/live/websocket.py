@@ -143,6 +143,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     # Registered before the replay, so nothing published meanwhile is missed; the sender
     # skips live copies of replayed events.
     manager.register(connection, channels)
+    runtime.revocations.track(connection, identity)
     try:
         await websocket.send_text(welcome_frame(channels).text)
         for notice in opening.notices:

@@ -153,7 +153,8 @@ class WebSocketServer:
         manager = self.runtime.manager
         assert ws.request is not None
         params = dict(parse_qsl(urlsplit(ws.request.path).query))
-        if await authenticate_cached(params.get("token"), self.runtime.redis) is None:
+        identity = await authenticate_cached(params.get("token"), self.runtime.redis)
+        if identity is None:
             await ws.close(CLOSE_POLICY_VIOLATION, "invalid or missing token")
             return
         opening = parse_query(params)
@@ -162,6 +163,7 @@ class WebSocketServer:
         # Registered before the replay, so nothing published meanwhile is missed; frames
         # held meanwhile skip the replayed events.
         manager.register(connection, opening.channels)
+        self.runtime.revocations.track(connection, identity)
         try:
             await ws.send(welcome_frame(opening.channels).payload, text=True)
             for notice in opening.notices:

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends
 from api.core.deps import require_token
 from api.routes import (
     alerts,
+    config,
     conflicts,
     health,
     history,
@@ -21,6 +22,16 @@ api_router = APIRouter()
 api_router.include_router(health.router)
 
 protected = APIRouter(dependencies=[Depends(require_token)])
-for module in (integrations, rejects, sync_logs, stats, conflicts, webhooks, alerts, history):
+for module in (
+    integrations,
+    rejects,
+    sync_logs,
+    stats,
+    conflicts,
+    webhooks,
+    alerts,
+    history,
+    config,
+):
     protected.include_router(module.router)
 api_router.include_router(protected)

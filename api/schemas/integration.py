@@ -8,9 +8,10 @@ from urllib.parse import urlsplit
 from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from api.core.slugs import SLUG_PATTERN
+from tradeos_pipelines.core.credentials import credential_problem
 
 MASK = "***"
 
@@ -44,6 +45,21 @@ def _check_timezone(value: str) -> str:
 
 class _IntegrationFields(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        # PostgreSQL text cannot hold NUL; refused here with the field's name, not a 500 later.
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain NUL (\\u0000) characters")
+        return value
+
+    @field_validator("api_key", "username", "password", check_fields=False)
+    @classmethod
+    def _credentials(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and (problem := credential_problem(str(info.field_name), value)):
+            raise ValueError(problem)
+        return value
 
     @field_validator("base_url", check_fields=False)
     @classmethod

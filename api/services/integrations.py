@@ -29,6 +29,7 @@ from api.schemas.integration import (
 )
 from api.schemas.sync import SyncLaunched
 from api.services import integration_health
+from api.services.endpoint_binding import check_endpoint_binding
 from tradeos_pipelines.core.integration import IntegrationNotFound
 from tradeos_pipelines.core.secrets import decrypt_json, encrypt_json, encrypt_text
 from tradeos_pipelines.launch import SyncLaunch, request_sync
@@ -177,6 +178,7 @@ def update_integration(
     """Apply a partial change; credentials are merged with the stored ones and re-validated."""
     row = get_integration(session, integration_id)
     changes = body.model_dump(exclude_unset=True)
+    check_endpoint_binding(row.base_url, row.auth_type, changes)
     for name in _PLAIN_FIELDS:
         if name in changes:
             if changes[name] is None:

@@ -8,7 +8,9 @@ import time
 import redis.asyncio as aioredis
 
 from api.schemas.integration import ConnectionFinding, ConnectionTest, PriceType
+from tradeos_pipelines.core.credentials import stored_credential_problems
 from tradeos_pipelines.core.integration import IntegrationConfig
+from tradeos_pipelines.core.scrub import scrubber_for
 from tradeos_pipelines.core.settings import get_settings
 from tradeos_pipelines.engine.source import connect
 from tradeos_pipelines.sources.common.cache import invalidate
@@ -18,17 +20,19 @@ from tradeos_pipelines.sources.odata.checks import inspect
 from tradeos_pipelines.sources.odata.client import ODataClient
 
 
-def _without_secrets(message: str, config: IntegrationConfig) -> str:
-    # The client's messages never carry credentials; this guards the API answer regardless.
-    for secret in (config.api_key, config.password, config.webhook_secret):
-        if secret:
-            message = message.replace(secret, "***")
-    return message
-
-
 async def test_connection(config: IntegrationConfig, redis: aioredis.Redis) -> ConnectionTest:
     """Call ``/hs/api/health`` of the integration's 1C: latency and version, or the reason."""
 
+    stored = stored_credential_problems(config.api_key, config.username, config.password)
+    if stored:
+        # Saved before input was validated: the request could not even be built.
+        return ConnectionTest(
+            ok=False,
+            latency_ms=0.0,
+            error="; ".join(f"stored {field} {reason}" for field, reason in stored)
+            + f"; set new credentials with PATCH /api/v1/integrations/{config.id}",
+            protocol=config.protocol,  # type: ignore[arg-type]
+        )
     # The client caches /health; a connection test must really reach 1C (new credentials).
     await invalidate(redis, config.id, "health", namespace=get_settings().redis_namespace)
     started = time.perf_counter()
@@ -43,20 +47,23 @@ async def test_connection(config: IntegrationConfig, redis: aioredis.Redis) -> C
         return ConnectionTest(
             ok=False,
             latency_ms=round((time.perf_counter() - started) * 1000, 1),
-            error=_without_secrets(str(exc), config),
+            error=scrubber_for(config)(str(exc)),
             protocol=config.protocol,  # type: ignore[arg-type]
         )
-    return ConnectionTest(ok=True, latency_ms=latency, version=health.version)
+    # 1C's own text: it may echo what it was sent, like any other 1C answer.
+    version = scrubber_for(config)(health.version) if health.version else health.version
+    return ConnectionTest(ok=True, latency_ms=latency, version=version)
 
 
 async def _odata(client: ODataClient, config: IntegrationConfig, latency: float) -> ConnectionTest:
     """The OData publication checked for everything TradeOS needs (1C answered already)."""
     found = await inspect(client)
+    scrub = scrubber_for(config)
     findings = [
         ConnectionFinding(
             object=f.object,
             problem=f.problem,  # type: ignore[arg-type]
-            message=_without_secrets(f.message, config),
+            message=scrub(f.message),
             fix=f.fix,
         )
         for f in found.findings
@@ -64,7 +71,7 @@ async def _odata(client: ODataClient, config: IntegrationConfig, latency: float)
     return ConnectionTest(
         ok=not findings,
         latency_ms=latency,
-        version=found.version,
+        version=scrub(found.version) if found.version else found.version,
         error=(
             f"{len(findings)} problem(s) in the 1C publication; see findings" if findings else None
         ),

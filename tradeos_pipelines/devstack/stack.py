@@ -50,6 +50,7 @@ from tradeos_pipelines.devstack.bootstrap import (
     ensure_demo_integration,
     ensure_demo_odata_integration,
     prepare_dagster_home,
+    write_stack_env,
 )
 from tradeos_pipelines.devstack.embedded import (
     EmbeddedServer,
@@ -284,6 +285,8 @@ def _prepare(stack: Stack, say: Say) -> None:
         env["DAGSTER_HOME"] = str(prepare_dagster_home(data))
         env.setdefault("TRADEOS_DAGSTER_URL", f"http://127.0.0.1:{settings.dagster_port}")
     stack.env = env
+    # `tradeos token create|revoke` in another terminal finds this stack's servers here.
+    write_stack_env(data, env)
 
     if emulator_available():
         ensure_demo_integration(database_url, _emulator_base_url(settings), secret_key)
@@ -497,6 +500,8 @@ def _shutdown(stack: Stack, say: Say) -> None:
             f"tradeos dev: killed {', '.join(killed)} (no exit within "
             f"{SERVICE_GRACE_SECONDS:.0f} s of SIGTERM)"
         )
+    with contextlib.suppress(OSError):
+        stack.data.stack_env_file.unlink()
     for server in stack.servers:
         server.begin_stop()
     for server in stack.servers:

@@ -37,6 +37,7 @@ import psycopg2.extensions
 import psycopg2.extras
 
 from tradeos_pipelines.core.integration import IntegrationConfig
+from tradeos_pipelines.core.scrub import scrubber_for
 from tradeos_pipelines.core.settings import Settings, get_settings
 from tradeos_pipelines.core.vocabulary import RowCounts
 from tradeos_pipelines.engine.announce import publish
@@ -153,7 +154,11 @@ def run_entity_sync(
             try:
                 asyncio.run(body(sync))
             except BaseException as exc:
-                reason = describe_failure(exc)
+                # 1C may echo credentials; the exception itself is kept by Dagster, so its
+                # text (and its causes') is scrubbed in place, not only the reason stored here.
+                scrub = scrubber_for(config)
+                scrub.scrub_exception(exc)
+                reason = scrub(describe_failure(exc))
                 try:
                     fail_log(engine, log_id, reason, sync.counts)
                 except Exception as log_exc:

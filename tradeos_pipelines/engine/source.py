@@ -16,6 +16,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from tradeos_pipelines.core.integration import IntegrationConfig
+from tradeos_pipelines.core.scrub import scrubber_for
+from tradeos_pipelines.engine.scrubbed import ScrubbedPublisher, ScrubbedRequestLog
 from tradeos_pipelines.event_bus import AsyncRedisEventBus
 from tradeos_pipelines.sources.common.cache import invalidate
 from tradeos_pipelines.sources.common.ports import RequestLog
@@ -51,15 +53,18 @@ def connect(
     service or the standard OData interface); breaker state changes go to the event bus.
 
     Calls retry for the integration's ``retry_budget_seconds`` (a sync rides out a 1C
-    restart); a caller someone waits on passes ``RetryPolicy.interactive()``.
+    restart); a caller someone waits on passes ``RetryPolicy.interactive()``. What the client
+    logs and publishes passes the integration's scrubber first: 1C may echo the credentials
+    it was sent.
     """
     options = {"retry": retry} if retry is not None else {}
+    scrubber = scrubber_for(integration)
     factory = ODataClient if integration.protocol == "odata" else OneCClient
     return factory.from_config(
         integration,
         redis=redis,
-        request_log=request_log,
-        publisher=AsyncRedisEventBus(redis),
+        request_log=ScrubbedRequestLog(request_log, scrubber) if request_log else None,
+        publisher=ScrubbedPublisher(AsyncRedisEventBus(redis), scrubber),
         run_id=run_id,
         **options,
     )

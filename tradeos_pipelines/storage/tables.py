@@ -429,3 +429,5 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = _now_column()
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Space-separated: admin | read | webhook:<integration id> (api.core.scopes).
+    scopes: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'admin'"))

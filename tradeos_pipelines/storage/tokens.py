@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -42,6 +44,7 @@ class TokenInfo:
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    scopes: tuple[str, ...] = ("admin",)
 
 
 def hash_token(token: str) -> str:
@@ -50,17 +53,43 @@ def hash_token(token: str) -> str:
 
 
 def _info(row: ApiToken) -> TokenInfo:
-    return TokenInfo(row.id, row.name, row.created_at, row.last_used_at, row.revoked_at)
+    return TokenInfo(
+        row.id,
+        row.name,
+        row.created_at,
+        row.last_used_at,
+        row.revoked_at,
+        tuple((row.scopes or "admin").split()),
+    )
 
 
-def create_token(name: str, *, database_url: str | None = None) -> str:
-    """Create a token named ``name``; returns the secret, which is never shown again."""
+_SCOPE = re.compile(r"admin|read|webhook:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def normalize_scopes(scopes: Iterable[str]) -> tuple[str, ...]:
+    """Validated, de-duplicated scopes; raises ValueError naming a bad one."""
+    result = tuple(dict.fromkeys(s.strip() for s in scopes if s.strip()))
+    if not result:
+        raise ValueError("a token needs at least one scope: admin, read or webhook:<integration>")
+    for scope in result:
+        if not _SCOPE.fullmatch(scope):
+            raise ValueError(
+                f"unknown scope {scope!r}; expected admin, read or webhook:<integration id>"
+            )
+    return result
+
+
+def create_token(
+    name: str, *, scopes: Iterable[str] = ("admin",), database_url: str | None = None
+) -> str:
+    """Create a token named ``name`` with ``scopes``; returns the secret, shown only once."""
     name = name.strip()
     if not name or len(name) > 100:
         raise ValueError("token name must be 1..100 characters")
+    granted = normalize_scopes(scopes)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with session_scope(database_url) as session:
-        session.add(ApiToken(name=name, token_hash=hash_token(token)))
+        session.add(ApiToken(name=name, token_hash=hash_token(token), scopes=" ".join(granted)))
     return token
 
 
@@ -92,12 +121,31 @@ def revoke_token(token_id: int, *, database_url: str | None = None) -> TokenInfo
 def _announce_revocation() -> None:
     settings = get_settings()
     if not settings.redis_url:
+        # Sidecars still drop cached tokens within seconds, but open sockets stay until their
+        # periodic check: say so instead of skipping silently.
+        logger.warning(
+            "TRADEOS_REDIS_URL is not set: sidecars were not told of the revocation "
+            "(they notice within about 10 s)"
+        )
         return
     try:
         with redis.Redis.from_url(settings.redis_url, socket_timeout=3) as client:
             client.incr(revocations_key(settings.redis_namespace))
     except RedisError as exc:  # sidecars still forget cached tokens within seconds
         logger.warning("could not announce the revocation to sidecars (%s)", type(exc).__name__)
+
+
+def revoked_among(token_ids: set[int], *, database_url: str | None = None) -> set[int]:
+    """Those of ``token_ids`` that are revoked (or no longer exist)."""
+    if not token_ids:
+        return set()
+    with session_scope(database_url) as session:
+        live = set(
+            session.scalars(
+                select(ApiToken.id).where(ApiToken.id.in_(token_ids), ApiToken.revoked_at.is_(None))
+            )
+        )
+    return token_ids - live
 
 
 def verify_stored_token(session: Session, token: str) -> TokenInfo | None:

@@ -14,7 +14,7 @@ import {
   integrationOf,
 } from "./js/integrations.js";
 import { LiveFeed } from "./js/live.js";
-import { OperationsView } from "./js/operations.js";
+import { OperationsView, setDagsterBaseUrl } from "./js/operations.js";
 import { AlertChannelsView, ProductHistoryView } from "./js/panels.js";
 
 const CHANNELS = ["sync_updates", "integration_status", "alerts", "runs"];
@@ -57,6 +57,9 @@ class Dashboard {
   }
 
   async start() {
+    // Addresses come from the sidecar, never from this page's URL.
+    const config = await api("/config");
+    setDagsterBaseUrl(config.dagster_url);
     await this.loadIntegrations();
     await Promise.all([
       this.operations.load(),
@@ -66,6 +69,7 @@ class Dashboard {
     ]);
     this.feed = new LiveFeed({
       token: getToken(),
+      relayUrl: config.ws_url,
       channels: CHANNELS,
       onEvent: (event) => this.onEvent(event),
       onState: (state) => this.onLiveState(state),

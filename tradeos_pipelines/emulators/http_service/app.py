@@ -114,7 +114,11 @@ class EmulatorApp:
             elif fault.kind == "drop":
                 await _drop(send)
                 return
-            elif fault.kind not in ("drop_after", "truncated", "envelope"):
+            elif fault.kind == "echo_401":
+                echoed = b"Wrong password for " + _supplied_credentials(_headers(scope))
+                await self._respond(send, Answer(401, echoed, TEXT))
+                return
+            elif fault.kind not in ("drop_after", "truncated", "envelope", "echo_version"):
                 await self._respond(send, _fault_answer(fault))
                 return
         answer = self._authorise(_headers(scope))
@@ -128,6 +132,10 @@ class EmulatorApp:
                 answer.body = answer.body[: max(1, len(answer.body) // 2)]
             elif fault.kind == "envelope":
                 answer.body = b'{"data":[],"result":"ok"}'
+            elif fault.kind == "echo_version":
+                echoed = _supplied_credentials(_headers(scope)).decode("utf-8", "replace")
+                version = orjson.dumps(HEALTH["version"] + " (" + echoed + ")")
+                answer.body = answer.body.replace(orjson.dumps(HEALTH["version"]), version)
         await self._respond(send, answer)
 
     async def _respond(self, send: Send, answer: Answer) -> None:
@@ -319,6 +327,19 @@ def _fault_answer(fault: Fault) -> Answer:
             headers = ((b"retry-after", str(fault.retry_after).encode()),)
         return Answer(429, "Слишком много запросов, повторите позже".encode(), TEXT, headers)
     return Answer(200, HTML_PAGES[200], HTML)  # "html"
+
+
+def _supplied_credentials(headers: dict[bytes, bytes]) -> bytes:
+    """What the client authenticated with: the API key, or Basic's decoded ``user:password``."""
+    if b"x-api-key" in headers:
+        return headers[b"x-api-key"]
+    authorization = headers.get(b"authorization", b"")
+    if authorization[:6].lower() == b"basic ":
+        try:
+            return base64.b64decode(authorization[6:].strip(), validate=True)
+        except (ValueError, binascii.Error):
+            return authorization
+    return b"(nothing)"
 
 
 def _headers(scope: Scope) -> dict[bytes, bytes]:

@@ -28,6 +28,8 @@ FAULT_KINDS = (
     "truncated",  # 200 with the JSON cut in half
     "envelope",  # 200 with JSON that is not the contract's envelope
     "html",  # 200 with an HTML page (a proxy's login page, say)
+    "echo_401",  # 401 "Wrong password for <the credentials it was sent>" (a careless 1C)
+    "echo_version",  # the normal answer, its "version" carrying the credentials it was sent
 )
 BAD_ROW_KINDS = {
     "no_id": "nomenclature",

@@ -1,26 +1,23 @@
 // Live events from the sidecar's WebSocket relay.
 //
-// Where the relay is: the dedicated port (8001 by default, or ?ws_port= / ?ws= in the page URL)
-// on the page's host, falling back to /ws on the page's own origin (the sidecar serves both).
-// A candidate that closes before its welcome message is skipped. Reconnects carry the newest
-// event id seen as last_event_id, so the relay replays what was missed while away.
+// Where the relay is: the URL the sidecar gives in GET /api/v1/config (never the page's own
+// query: a crafted link could otherwise send the token elsewhere), falling back to /ws on the
+// page's own origin (the sidecar serves both). A candidate that closes before its welcome
+// message is skipped. Reconnects carry the newest event id seen as last_event_id, so the
+// relay replays what was missed while away.
 
-const DEFAULT_WS_PORT = 8001;
 const PING_EVERY_MS = 20_000;
 const SILENCE_LIMIT_MS = 50_000;
 const MAX_BACKOFF_MS = 15_000;
+const WELCOME_TIMEOUT_MS = 5_000;
 const POLICY_VIOLATION = 1008;
 
-/** WebSocket URLs to try, most preferred first. */
-export function relayCandidates(location = window.location) {
-  const params = new URLSearchParams(location.search);
+/** WebSocket URLs to try, most preferred first: the configured relay, then the page origin. */
+export function relayCandidates(configuredUrl, location = window.location) {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  const explicit = params.get("ws");
-  if (explicit) return [explicit];
-  const port = Number(params.get("ws_port")) || DEFAULT_WS_PORT;
   const sameOrigin = `${scheme}//${location.host}/ws`;
-  const dedicated = `${scheme}//${location.hostname.includes(":") ? `[${location.hostname}]` : location.hostname}:${port}/ws`;
-  return dedicated === sameOrigin ? [sameOrigin] : [dedicated, sameOrigin];
+  if (!configuredUrl || configuredUrl === sameOrigin) return [sameOrigin];
+  return [configuredUrl, sameOrigin];
 }
 
 /** Stream ids are "<ms>-<seq>"; compare them numerically. */
@@ -34,17 +31,18 @@ function newerId(a, b) {
 
 export class LiveFeed {
   /**
-   * @param {{token: string, channels: string[], onEvent: (event: object) => void,
+   * @param {{token: string, relayUrl: string | null, channels: string[],
+   *          onEvent: (event: object) => void,
    *          onState: (state: "connecting"|"open"|"reconnecting", url?: string) => void,
    *          onAuthFailed: () => void}} options
    */
-  constructor({ token, channels, onEvent, onState, onAuthFailed }) {
+  constructor({ token, relayUrl, channels, onEvent, onState, onAuthFailed }) {
     this.token = token;
     this.channels = channels;
     this.onEvent = onEvent;
     this.onState = onState;
     this.onAuthFailed = onAuthFailed;
-    this.candidates = relayCandidates();
+    this.candidates = relayCandidates(relayUrl);
     this.index = 0;
     this.lastEventId = null;
     this.backoff = 1000;
@@ -83,8 +81,21 @@ export class LiveFeed {
     this.onState(this.lastEventId === null && this.index === 0 ? "connecting" : "reconnecting");
     let welcomed = false;
     let lastHeard = Date.now();
-    const socket = new WebSocket(this.url());
+    let socket;
+    try {
+      socket = new WebSocket(this.url());
+    } catch {
+      // An address the page's Content-Security-Policy refuses: try the next one.
+      this.index = (this.index + 1) % this.candidates.length;
+      setTimeout(() => this.connect(), this.index === 0 ? this.backoff : 0);
+      return;
+    }
     this.socket = socket;
+    // A relay that never answers (or an address the browser blocks without a close event)
+    // must not leave the page connecting forever: give up on it and try the next.
+    const welcomeTimer = setTimeout(() => {
+      if (!welcomed) socket.close();
+    }, WELCOME_TIMEOUT_MS);
 
     socket.addEventListener("message", (message) => {
       lastHeard = Date.now();
@@ -96,6 +107,7 @@ export class LiveFeed {
       }
       if (event.type === "welcome") {
         welcomed = true;
+        clearTimeout(welcomeTimer);
         this.backoff = 1000;
         this.onState("open", this.candidates[this.index]);
         return;

@@ -13,12 +13,15 @@ import {
 
 const PAGE_SIZE = 50;
 
-/** Where the Dagster UI is: ?dagster= in the page URL, else this host on port 3000. */
-export function dagsterBaseUrl(location = window.location) {
-  const explicit = new URLSearchParams(location.search).get("dagster");
-  if (explicit) return explicit.replace(/\/+$/, "");
-  const host = location.hostname.includes(":") ? `[${location.hostname}]` : location.hostname;
-  return `${location.protocol}//${host}:3000`;
+/** Where the Dagster UI is: the sidecar's GET /api/v1/config says (set after sign-in). */
+let dagsterBase = null;
+
+export function setDagsterBaseUrl(url) {
+  dagsterBase = url ? url.replace(/\/+$/, "") : null;
+}
+
+export function dagsterBaseUrl() {
+  return dagsterBase;
 }
 
 export class OperationsView {
@@ -130,7 +133,7 @@ export class OperationsView {
       ...fields.flatMap(([name, value]) => [el("dt", { text: name }), el("dd", { text: String(value) })]),
     );
     const link = byId("detail-dagster");
-    if (log.run_id) {
+    if (log.run_id && dagsterBaseUrl()) {
       link.href = `${dagsterBaseUrl()}/runs/${encodeURIComponent(log.run_id)}`;
       link.hidden = false;
     } else {

@@ -172,10 +172,7 @@ def test_the_vocabulary_is_defined_once():
         ('Entity = Literal["nomenclature", "stock", "orders"]', ["line 1: an entity Literal"]),
         ('KINDS = ("orders", "stock", "nomenclature")', ["line 1: the entity names listed"]),
         ('TAG = "tradeos/lane"', ["line 1: the run tag 'tradeos/lane'"]),
-        (
-            'P = {"manual": 10, "webhook": 5, "change": 1, "schedule": 0}',
-            ["line 1: the run priorities"],
-        ),
+        (f"P = {dict(vocabulary.PRIORITY)!r}", ["line 1: the run priorities"]),
         (
             "class Counts:\n" + "".join(f"    {c}: int\n" for c in vocabulary.ROW_COUNTERS),
             ["line 1: the row counters as fields of Counts"],

@@ -25,7 +25,10 @@ _collectors: weakref.WeakKeyDictionary[Runtime, MetricsCollector] = weakref.Weak
     "/metrics",
     dependencies=[Depends(require_token)],
     response_class=Response,
-    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text"}},
+    responses={
+        200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text"},
+        401: {"description": "Missing, invalid or revoked bearer token"},
+    },
 )
 async def metrics(runtime: RuntimeDep) -> Response:
     """Syncs, durations, rows, conflicts, breakers, 1C requests, WebSocket clients, streams."""

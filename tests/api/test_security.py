@@ -290,6 +290,9 @@ def test_test_connection_with_a_stored_cyrillic_api_key_is_a_clear_error(api, ma
         "version": None,
         "error": "stored api_key must be printable ASCII (it is sent in the X-API-Key header); "
         "set new credentials with PATCH /api/v1/integrations/main-1c",
+        "protocol": "http_service",
+        "findings": [],
+        "price_types": [],
     }
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from uuid import UUID
 
+from tradeos_pipelines.core.vocabulary import LOGGED_ENTITIES
 from tradeos_pipelines.sources.common.errors import OneCAuthError, OneCError
 from tradeos_pipelines.sources.odata import metadata as md
 from tradeos_pipelines.sources.odata.client import ODataClient
@@ -31,7 +32,7 @@ READ = (
 )
 VERSIONS = "InformationRegister_ВерсииПодсистем"
 CONFIGURATIONS = ("УправлениеТорговлей", "УправлениеПредприятием", "КомплекснаяАвтоматизация")
-ENTITIES = ("nomenclature", "stock", "orders", "order_export")
+ENTITIES = LOGGED_ENTITIES
 
 
 @dataclass(frozen=True)

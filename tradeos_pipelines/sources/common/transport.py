@@ -27,12 +27,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, NoReturn
+from types import TracebackType
+from typing import Any, NoReturn, Self
 from urllib.parse import urlencode, urlsplit
 
 import httpx
 import redis.asyncio as aioredis
 
+from tradeos_pipelines.core.integration import IntegrationConfig
 from tradeos_pipelines.sources.common.breaker import CircuitBreaker
 from tradeos_pipelines.sources.common.cache import ResponseCache
 from tradeos_pipelines.sources.common.errors import OneCUnavailable, describe_body
@@ -123,6 +125,39 @@ def basic_authorization(username: str, password: str | None) -> str:
     in 1C, and clients that encode Latin-1 fail)."""
     token = f"{username}:{password or ''}".encode()
     return "Basic " + base64.b64encode(token).decode("ascii")
+
+
+def stored_options(config: IntegrationConfig) -> dict[str, Any]:
+    """A protocol client's settings from a stored integration: time-outs, zone, cache, and
+    calls that retry for the integration's ``retry_budget_seconds``."""
+    return {
+        "timeout": config.timeout_seconds,
+        "integration_id": config.id,
+        "tz": config.timezone,
+        "cache_ttl_seconds": config.cache_ttl_seconds,
+        "retry": RetryPolicy(budget_seconds=config.retry_budget_seconds),
+    }
+
+
+class OneCConnection:
+    """What every protocol client is: an async context manager over its transport."""
+
+    _transport: OneCTransport
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections (the request log belongs to the caller)."""
+        await self._transport.aclose()
 
 
 class OneCTransport:

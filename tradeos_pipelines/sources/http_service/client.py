@@ -19,8 +19,7 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal
-from types import TracebackType
-from typing import Any, NoReturn, Self
+from typing import Any, NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
@@ -50,9 +49,11 @@ from tradeos_pipelines.sources.common.rows import (
 )
 from tradeos_pipelines.sources.common.transport import (
     Answer,
+    OneCConnection,
     OneCTransport,
     RetryPolicy,
     basic_authorization,
+    stored_options,
     until_sent,
 )
 from tradeos_pipelines.sources.common.values import parse_guid, to_onec_local
@@ -75,7 +76,7 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot send {type(value).__name__} to 1C")
 
 
-class OneCClient:
+class OneCClient(OneCConnection):
     """Async client of one 1C infobase's HTTP service (an async context manager).
 
     Give ``api_key`` or ``username`` + ``password`` (UTF-8, Cyrillic user names work).
@@ -167,31 +168,12 @@ class OneCClient:
         return cls(
             config.base_url,
             **credentials,
-            timeout=config.timeout_seconds,
-            integration_id=config.id,
-            tz=config.timezone,
             redis=redis,
             request_log=request_log,
             publisher=publisher,
             run_id=run_id,
-            cache_ttl_seconds=config.cache_ttl_seconds,
-            **{"retry": RetryPolicy(budget_seconds=config.retry_budget_seconds), **options},
+            **{**stored_options(config), **options},
         )
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the HTTP connections (the request log belongs to the caller)."""
-        await self._transport.aclose()
 
     # ----- public calls ----------------------------------------------------------------------
     async def health(self) -> OneCHealth:

@@ -30,8 +30,7 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
-from types import TracebackType
-from typing import Any, NoReturn, Self
+from typing import Any, NoReturn
 from urllib.parse import quote, unquote
 from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -65,9 +64,11 @@ from tradeos_pipelines.sources.common.rows import (
 )
 from tradeos_pipelines.sources.common.transport import (
     Answer,
+    OneCConnection,
     OneCTransport,
     RetryPolicy,
     basic_authorization,
+    stored_options,
 )
 from tradeos_pipelines.sources.common.values import (
     ZERO_GUID,
@@ -101,7 +102,7 @@ ORDER_STATUS_WINDOW = timedelta(days=30)
 ORDER_POST_ATTEMPTS = 4
 
 
-class ODataClient:
+class ODataClient(OneCConnection):
     """Async client of one 1C infobase's standard OData interface (an async context manager).
 
     ``base_url`` is the publication (``http://1c.local/trade``; the ``/odata/standard.odata``
@@ -198,9 +199,6 @@ class ODataClient:
             config.base_url,
             username=config.username,
             password=config.password,
-            timeout=config.timeout_seconds,
-            integration_id=config.id,
-            tz=config.timezone,
             price_type_key=settings.get("price_type_key"),
             price_register=str(settings.get("price_register") or "11.5"),
             customer_key=settings.get("customer_key"),
@@ -208,25 +206,8 @@ class ODataClient:
             request_log=request_log,
             publisher=publisher,
             run_id=run_id,
-            cache_ttl_seconds=config.cache_ttl_seconds,
-            # Calls retry for the integration's budget unless the caller says otherwise.
-            **{"retry": RetryPolicy(budget_seconds=config.retry_budget_seconds), **options},
+            **{**stored_options(config), **options},
         )
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the HTTP connections (the request log belongs to the caller)."""
-        await self._transport.aclose()
 
     # ----- $metadata --------------------------------------------------------------------------
     async def schema(self, *, fresh: bool = False) -> Schema:

@@ -6,21 +6,13 @@ Both bind port 0 by default and expose ``base_url`` (the publication URL, ``…/
 
 from __future__ import annotations
 
-import os
-import re
-import socket
-import subprocess
-import sys
-import threading
-import time
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import httpx
-import uvicorn
 
 from tradeos_pipelines.emulators.http_service.app import EmulatorApp
 from tradeos_pipelines.emulators.http_service.infobase import EmulatorOptions, Infobase
+from tradeos_pipelines.emulators.serving import ChildProcess, Running, ThreadServer
 
 PUBLICATION = "/trade"
 
@@ -115,35 +107,15 @@ class EmulatorControl:
         self._call("POST", "/quirks", json={"enabled": enabled})
 
 
-class _Running:
-    """What both ways of running share: URLs, the control client, context management."""
+class _Running(Running):
+    """What both ways of running share: the publication URL and the control client."""
 
-    host: str
-    port: int
     control: EmulatorControl
-
-    @property
-    def root_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
 
     @property
     def base_url(self) -> str:
         """The publication URL an integration's ``base_url`` points at."""
         return self.root_url + PUBLICATION
-
-    def stop(self) -> None:
-        raise NotImplementedError
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 class EmulatorServer(_Running):
@@ -157,37 +129,16 @@ class EmulatorServer(_Running):
         self.options = EmulatorOptions(**options)
         self.infobase = Infobase(self.options)
         self.host = host
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            EmulatorApp(self.infobase),
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=1,
+        self._server = ThreadServer(
+            EmulatorApp(self.infobase), host=host, port=port, name="1C emulator"
         )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True, name="1c-emulator"
-        )
-        self._socket = sock
-        self._thread.start()
-        deadline = time.monotonic() + 30
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                sock.close()
-                raise RuntimeError("the 1C emulator did not start")
-            time.sleep(0.01)
+        self.port = self._server.port
         self.control = EmulatorControl(self.root_url)
 
     def stop(self) -> None:
         """Stop serving and wait for the thread (slow answers are cut after a second)."""
         self.control.close()
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-        self._socket.close()
+        self._server.stop()
 
 
 class EmulatorProcess(_Running):
@@ -198,8 +149,7 @@ class EmulatorProcess(_Running):
     """
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, **options: Any) -> None:
-        args = [sys.executable, "-m", "tradeos_pipelines.emulators.http_service"]
-        args += ["--host", host, "--port", str(port)]
+        args = ["--host", host, "--port", str(port)]
         for name, value in options.items():
             if value is None or value is False:
                 continue
@@ -210,16 +160,10 @@ class EmulatorProcess(_Running):
                 args += [flag, f"{value[0]}:{value[1]}"]
             else:
                 args += [flag, str(value)]
-        self._process = subprocess.Popen(
-            args, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+        self._process = ChildProcess(
+            "tradeos_pipelines.emulators.http_service", args, what="1C emulator"
         )
-        assert self._process.stdout is not None
-        line = self._process.stdout.readline()
-        match = re.search(r"http://([^:/\s]+):(\d+)", line)
-        if match is None:
-            self._process.kill()
-            raise RuntimeError(f"the 1C emulator process did not start: {line!r}")
-        self.host, self.port = match.group(1), int(match.group(2))
+        self.host, self.port = self._process.host, self._process.port
         self.control = EmulatorControl(self.root_url)
 
     @property
@@ -229,11 +173,4 @@ class EmulatorProcess(_Running):
     def stop(self) -> None:
         """Terminate the child and wait for it."""
         self.control.close()
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
-        if self._process.stdout is not None:
-            self._process.stdout.close()
+        self._process.stop()

@@ -11,21 +11,13 @@ of the ``/_control/`` endpoints::
 
 from __future__ import annotations
 
-import os
-import re
-import socket
-import subprocess
-import sys
-import threading
-import time
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import httpx
-import uvicorn
 
 from tradeos_pipelines.emulators.odata.app import SERVICE, ODataEmulatorApp
 from tradeos_pipelines.emulators.odata.infobase import Infobase, ODataEmulatorOptions
+from tradeos_pipelines.emulators.serving import ChildProcess, Running, ThreadServer
 
 
 class ODataEmulatorControl:
@@ -163,18 +155,11 @@ class ODataEmulatorControl:
         return self._call("GET", "/orders")["orders"]
 
 
-class _Running:
-    """What both ways of running share: URLs, the control client, context management."""
+class _Running(Running):
+    """What both ways of running share: the publication URLs and the control client."""
 
-    host: str
-    port: int
     publication: str
     control: ODataEmulatorControl
-
-    @property
-    def root_url(self) -> str:
-        """``http://host:port`` (the controls live under it)."""
-        return f"http://{self.host}:{self.port}"
 
     @property
     def base_url(self) -> str:
@@ -185,21 +170,6 @@ class _Running:
     def odata_url(self) -> str:
         """The standard OData interface root (``…/trade/odata/standard.odata``)."""
         return self.base_url + SERVICE
-
-    def stop(self) -> None:
-        """Stop the emulator."""
-        raise NotImplementedError
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 class ODataEmulatorServer(_Running):
@@ -214,38 +184,20 @@ class ODataEmulatorServer(_Running):
         self.infobase = Infobase(self.options)
         self.host = host
         self.publication = self.options.publication
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
+        self._server = ThreadServer(
             ODataEmulatorApp(self.infobase),
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
+            host=host,
+            port=port,
+            name="OData emulator",
             server_header=False,  # the app sends the emulated web server's own
-            timeout_graceful_shutdown=1,
         )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True, name="odata-emulator"
-        )
-        self._socket = sock
-        self._thread.start()
-        deadline = time.monotonic() + 30
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                sock.close()
-                raise RuntimeError("the OData emulator did not start")
-            time.sleep(0.01)
+        self.port = self._server.port
         self.control = ODataEmulatorControl(self.root_url, self.options.control_key)
 
     def stop(self) -> None:
         """Stop serving and wait for the thread (slow answers are cut after a second)."""
         self.control.close()
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-        self._socket.close()
+        self._server.stop()
 
 
 class ODataEmulatorProcess(_Running):
@@ -258,19 +210,11 @@ class ODataEmulatorProcess(_Running):
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, **options: Any) -> None:
         parsed = ODataEmulatorOptions(**options)  # fail here, not in the child
         self.publication = parsed.publication
-        args = [sys.executable, "-m", "tradeos_pipelines.emulators.odata"]
-        args += ["--host", host, "--port", str(port), *command_line(parsed)]
-        self._process = subprocess.Popen(
-            args, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+        args = ["--host", host, "--port", str(port), *command_line(parsed)]
+        self._process = ChildProcess(
+            "tradeos_pipelines.emulators.odata", args, what="OData emulator"
         )
-        assert self._process.stdout is not None
-        line = self._process.stdout.readline()
-        match = re.search(r"http://([^:/\s]+):(\d+)", line)
-        if match is None:
-            self._process.kill()
-            self._process.wait()
-            raise RuntimeError(f"the OData emulator process did not start: {line!r}")
-        self.host, self.port = match.group(1), int(match.group(2))
+        self.host, self.port = self._process.host, self._process.port
         self.control = ODataEmulatorControl(self.root_url, parsed.control_key)
 
     @property
@@ -281,14 +225,7 @@ class ODataEmulatorProcess(_Running):
     def stop(self) -> None:
         """Terminate the child and wait for it."""
         self.control.close()
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
-        if self._process.stdout is not None:
-            self._process.stdout.close()
+        self._process.stop()
 
 
 def command_line(options: ODataEmulatorOptions) -> list[str]:

@@ -19,6 +19,7 @@ from uuid import UUID
 
 import orjson
 
+from tradeos_pipelines.emulators.asgi import drop, lifespan, read_body, respond
 from tradeos_pipelines.emulators.http_service.clock import parse_local
 from tradeos_pipelines.emulators.http_service.infobase import Fault, Infobase, ValidationFailed
 from tradeos_pipelines.emulators.http_service.quirks import BOM
@@ -84,20 +85,20 @@ class EmulatorApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await lifespan(receive, send)
             return
         if scope["type"] != "http":
             return
         path: str = scope["path"]
         method: str = scope["method"]
         if path.startswith("/_control/"):
-            body = await _read_body(receive)
+            body = await read_body(receive)
             answer = self._control(method, path[len("/_control/") :], scope, body)
-            await _respond(send, answer)
+            await respond(send, answer)
             return
         marker = path.find("/hs/api/")
         if marker < 0:
-            await _respond(send, Answer(404, "Не найдено: ".encode() + path.encode(), TEXT))
+            await respond(send, Answer(404, "Не найдено: ".encode() + path.encode(), TEXT))
             return
         await self._serve_api(scope, receive, send, method, path[marker:])
 
@@ -106,13 +107,13 @@ class EmulatorApp:
     ) -> None:
         infobase = self.infobase
         infobase.counters.requests[f"{method} {api_path}"] += 1
-        body = await _read_body(receive)
+        body = await read_body(receive)
         fault = infobase.take_fault(method, api_path)
         if fault is not None:
             if fault.kind == "slow":
                 await asyncio.sleep(fault.seconds)
             elif fault.kind == "drop":
-                await _drop(send)
+                await drop(send)
                 return
             elif fault.kind == "echo_401":
                 echoed = b"Wrong password for " + _supplied_credentials(_headers(scope))
@@ -126,7 +127,7 @@ class EmulatorApp:
             answer = self._route(method, api_path, parse_qs(scope["query_string"].decode()), body)
         if fault is not None and answer.status < 300:
             if fault.kind == "drop_after":
-                await _drop(send)
+                await drop(send)
                 return
             if fault.kind == "truncated":
                 answer.body = answer.body[: max(1, len(answer.body) // 2)]
@@ -142,7 +143,7 @@ class EmulatorApp:
         self.infobase.counters.responses[str(answer.status)] += 1
         if self.infobase.quirks and answer.content_type == JSON:
             answer.body = BOM + answer.body
-        await _respond(send, answer)
+        await respond(send, answer)
 
     # ----- 1C service -------------------------------------------------------------------
     def _authorise(self, headers: dict[bytes, bytes]) -> Answer | None:
@@ -344,54 +345,3 @@ def _supplied_credentials(headers: dict[bytes, bytes]) -> bytes:
 
 def _headers(scope: Scope) -> dict[bytes, bytes]:
     return {name.lower(): value for name, value in scope["headers"]}
-
-
-async def _read_body(receive: Receive) -> bytes:
-    parts = []
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        parts.append(message.get("body", b""))
-        if not message.get("more_body"):
-            break
-    return b"".join(parts)
-
-
-async def _respond(send: Send, answer: Answer) -> None:
-    headers = [
-        (b"content-type", answer.content_type),
-        (b"content-length", str(len(answer.body)).encode()),
-        *answer.headers,
-    ]
-    await send({"type": "http.response.start", "status": answer.status, "headers": headers})
-    await send({"type": "http.response.body", "body": answer.body})
-
-
-async def _drop(send: Send) -> None:
-    """Close the connection without a byte of answer, like a crashed 1C worker process.
-
-    uvicorn's ``send`` is a method of the connection's request cycle, which holds the transport;
-    aborting it resets the TCP connection. A server without that attribute gets the next best
-    thing: a status line and a body cut short.
-    """
-    transport = getattr(getattr(send, "__self__", None), "transport", None)
-    if transport is not None:
-        transport.abort()
-        # Let the loop deliver connection_lost, so uvicorn knows nobody awaits an answer.
-        await asyncio.sleep(0)
-        return
-    headers = [(b"content-length", b"1000")]
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
-    await send({"type": "http.response.body", "body": b"{", "more_body": True})
-    raise ConnectionAbortedError("connection dropped on purpose (emulated fault)")
-
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return

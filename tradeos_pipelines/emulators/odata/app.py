@@ -30,6 +30,7 @@ from uuid import UUID
 
 import orjson
 
+from tradeos_pipelines.emulators.asgi import drop, lifespan, read_body, respond
 from tradeos_pipelines.emulators.odata import formats
 from tradeos_pipelines.emulators.odata.infobase import Fault, Infobase, not_found
 from tradeos_pipelines.emulators.odata.metadata import build_metadata
@@ -240,17 +241,17 @@ class ODataEmulatorApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await lifespan(receive, send)
             return
         if scope["type"] != "http":
             return
         path: str = scope["path"]
         method: str = scope["method"]
         headers = {name.lower(): value for name, value in scope["headers"]}
-        body = await _read_body(receive)
+        body = await read_body(receive)
         if path.startswith("/_control/"):
             answer = self._control(method, path[len("/_control/") :], scope, headers, body)
-            await _respond(send, answer)
+            await respond(send, answer)
             return
         root = self.infobase.options.publication + SERVICE
         if path != root and not path.startswith(root + "/"):
@@ -269,7 +270,7 @@ class ODataEmulatorApp:
             if fault.delay:
                 await asyncio.sleep(fault.delay)
             if fault.drop:
-                await _drop(send)
+                await drop(send)
                 return
             if fault.status is not None:
                 await self._respond(send, self._fault_answer(fault), "")
@@ -304,7 +305,7 @@ class ODataEmulatorApp:
             (b"dataserviceversion", b"3.0"),
             *answer.headers,
         )
-        await _respond(send, answer)
+        await respond(send, answer)
 
     # ----- the web server in front of 1C ------------------------------------------------------
     def _page(self, status: int, detail: str | None = None) -> Answer:
@@ -804,53 +805,3 @@ def _dimensions(value: str | None) -> tuple[str, ...]:
     if unknown or not names:
         raise parse_error("Dimensions", f"неизвестные измерения {', '.join(unknown) or '(нет)'}")
     return names
-
-
-async def _read_body(receive: Receive) -> bytes:
-    parts = []
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        parts.append(message.get("body", b""))
-        if not message.get("more_body"):
-            break
-    return b"".join(parts)
-
-
-async def _respond(send: Send, answer: Answer) -> None:
-    headers = [
-        (b"content-type", answer.content_type),
-        (b"content-length", str(len(answer.body)).encode()),
-        *answer.headers,
-    ]
-    await send({"type": "http.response.start", "status": answer.status, "headers": headers})
-    await send({"type": "http.response.body", "body": answer.body})
-
-
-async def _drop(send: Send) -> None:
-    """Close the connection without a byte of answer, like a 1C worker process that died.
-
-    uvicorn's ``send`` is a method of the connection's request cycle, which holds the
-    transport; aborting it resets the TCP connection.
-    """
-    transport = getattr(getattr(send, "__self__", None), "transport", None)
-    if transport is not None:
-        transport.abort()
-        await asyncio.sleep(0)  # let the loop deliver connection_lost
-        return
-    await send(
-        {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"9")]}
-    )
-    await send({"type": "http.response.body", "body": b"{", "more_body": True})
-    raise ConnectionAbortedError("connection dropped on purpose (emulated fault)")
-
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return

@@ -42,7 +42,8 @@ class RestoreRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    to_version: int = Field(ge=1, description="A sync version of this integration")
+    # sync_version is a PostgreSQL BIGINT: anything larger is no version, and a clear 422.
+    to_version: int = Field(ge=1, le=2**63 - 1, description="A sync version of this integration")
     dry_run: bool = Field(True, description="Only say what would change (the default)")
 
 

@@ -126,6 +126,8 @@ def test_restore_route_refusals(api, synced, db):
         f"999999 is not a sync version of integration 'main-1c'; latest versions: {versions}",
     )
     assert api.post("/integrations/main-1c/restore", json={"to_version": 0}).status_code == 422
+    too_big = api.post("/integrations/main-1c/restore", json={"to_version": 10**20})
+    assert (too_big.status_code, too_big.json()["detail"][0]["field"]) == (422, "to_version")
     holder = psycopg2.connect(libpq_dsn(db))
     holder.autocommit = True
     try:

@@ -119,6 +119,10 @@ class EmulatorApp:
                 echoed = b"Wrong password for " + _supplied_credentials(_headers(scope))
                 await self._respond(send, Answer(401, echoed, TEXT))
                 return
+            elif fault.kind == "echo_500":
+                echoed = "Ошибка сеанса ".encode() + _supplied_credentials(_headers(scope))
+                await self._respond(send, Answer(500, echoed, TEXT))
+                return
             elif fault.kind not in ("drop_after", "truncated", "envelope", "echo_version"):
                 await self._respond(send, _fault_answer(fault))
                 return

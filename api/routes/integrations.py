@@ -49,34 +49,44 @@ async def read_integration(integration_id: str) -> IntegrationPublic:
 
 
 @router.patch("/{integration_id}", response_model=IntegrationPublic, responses=NOT_FOUND)
-async def update_integration(integration_id: str, body: IntegrationUpdate) -> IntegrationPublic:
+async def update_integration(
+    integration_id: str, body: IntegrationUpdate, redis: RedisDep
+) -> IntegrationPublic:
     """Change fields; credentials given replace the stored ones."""
-    return await in_session(
+    changed = await in_session(
         lambda session: service.to_public(service.update_integration(session, integration_id, body))
     )
+    await integration_health.forget(redis, integration_id)
+    return changed
 
 
 @router.delete("/{integration_id}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND)
-async def delete_integration(integration_id: str) -> Response:
+async def delete_integration(integration_id: str, redis: RedisDep) -> Response:
     """Delete the integration with its products, stock, orders, logs and conflicts."""
     await in_session(lambda session: service.delete_integration(session, integration_id))
+    # Its cached status would otherwise answer 200 for a deleted integration until it expires.
+    await integration_health.forget(redis, integration_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/{integration_id}/enable", response_model=IntegrationPublic, responses=NOT_FOUND)
-async def enable_integration(integration_id: str) -> IntegrationPublic:
+async def enable_integration(integration_id: str, redis: RedisDep) -> IntegrationPublic:
     """Let schedules, sensors and webhooks sync this integration."""
-    return await in_session(
+    changed = await in_session(
         lambda session: service.to_public(service.set_enabled(session, integration_id, True))
     )
+    await integration_health.forget(redis, integration_id)
+    return changed
 
 
 @router.post("/{integration_id}/disable", response_model=IntegrationPublic, responses=NOT_FOUND)
-async def disable_integration(integration_id: str) -> IntegrationPublic:
+async def disable_integration(integration_id: str, redis: RedisDep) -> IntegrationPublic:
     """Stop scheduled and sensor-driven syncs of this integration."""
-    return await in_session(
+    changed = await in_session(
         lambda session: service.to_public(service.set_enabled(session, integration_id, False))
     )
+    await integration_health.forget(redis, integration_id)
+    return changed
 
 
 @router.post(

@@ -58,6 +58,8 @@ class EmulatorOptions:
     api_key: str | None = None
     # (user, password) for Basic auth; user names may be Cyrillic.
     basic: tuple[str, str] | None = None
+    # Required in X-Control-Key by /_control/; None switches the controls off.
+    control_key: str | None = None
 
 
 @dataclass

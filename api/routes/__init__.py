@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from api.core.deps import require_token
+from api.core.query import reject_unknown_query
 from api.routes import (
     alerts,
     config,
@@ -18,7 +19,7 @@ from api.routes import (
     webhooks,
 )
 
-api_router = APIRouter()
+api_router = APIRouter(dependencies=[Depends(reject_unknown_query)])
 api_router.include_router(health.router)
 
 protected = APIRouter(dependencies=[Depends(require_token)])

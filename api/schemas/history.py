@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from api.schemas.json_types import JSON_NUMBER, JsonBool
 
 
 class FieldChange(BaseModel):
@@ -42,9 +44,15 @@ class RestoreRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    # sync_version is a PostgreSQL BIGINT: anything larger is no version, and a clear 422.
-    to_version: int = Field(ge=1, le=2**63 - 1, description="A sync version of this integration")
-    dry_run: bool = Field(True, description="Only say what would change (the default)")
+    # Sync versions come from a PostgreSQL BIGINT sequence; 2**53 - 1 is the largest integer
+    # a JSON client (a browser) reads exactly, far beyond any real version, and a bound the
+    # OpenAPI document states exactly (2**63 - 1 does not survive a float).
+    to_version: Annotated[
+        int,
+        Field(ge=1, le=2**53 - 1, description="A sync version of this integration"),
+        JSON_NUMBER,
+    ]
+    dry_run: JsonBool = Field(True, description="Only say what would change (the default)")
 
 
 class RestoredProduct(BaseModel):

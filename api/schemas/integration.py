@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -11,6 +12,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from api.core.slugs import SLUG_PATTERN
+from api.core.urls import BASE_URL_PATTERN
+from api.schemas.json_types import JSON_NUMBER, JsonBool
 from tradeos_pipelines.core.credentials import credential_problem
 
 MASK = "***"
@@ -23,13 +26,21 @@ Secret = Annotated[str, Field(min_length=1, max_length=500)]
 
 
 def _check_base_url(value: str) -> str:
-    parts = urlsplit(value.strip())
+    try:
+        parts = urlsplit(value.strip())
+    except ValueError as exc:  # e.g. an invalid bracketed IPv6 address
+        raise ValueError(f"is not a URL: {exc}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("must be an http(s) URL of the 1C publication, e.g. http://1c.local/trade")
     if parts.username or parts.password:
         raise ValueError("must not contain credentials; use api_key or username/password")
     if parts.query or parts.fragment:
         raise ValueError("must not have a query or fragment")
+    if not re.fullmatch(BASE_URL_PATTERN, value.strip()):
+        raise ValueError(
+            "must be http(s)://HOST[:PORT][/PATH] with a host name, IPv4 or IPv6 address "
+            "and a path of letters, digits and ._~%/-"
+        )
     return value.strip().rstrip("/")
 
 
@@ -54,7 +65,7 @@ class _IntegrationFields(BaseModel):
             raise ValueError("must not contain NUL (\\u0000) characters")
         return value
 
-    @field_validator("api_key", "username", "password", check_fields=False)
+    @field_validator("api_key", "username", "password", "webhook_secret", check_fields=False)
     @classmethod
     def _credentials(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is not None and (problem := credential_problem(str(info.field_name), value)):
@@ -105,13 +116,13 @@ class IntegrationCreate(_IntegrationFields):
     username: Secret | None = None
     password: Secret | None = None
     webhook_secret: Annotated[str, Field(min_length=16, max_length=200)] | None = None
-    enabled: bool = True
+    enabled: JsonBool = True
     timezone: str = "Europe/Moscow"
     conflict_policy: ConflictPolicy = "onec_wins"
-    cache_ttl_seconds: Annotated[int, Field(ge=0, le=86_400)] = 300
-    page_size: Annotated[int, Field(ge=1, le=1000)] = 1000
-    timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 30.0
-    retry_budget_seconds: Annotated[float, Field(ge=0, le=3600)] = Field(
+    cache_ttl_seconds: Annotated[int, Field(ge=0, le=86_400), JSON_NUMBER] = 300
+    page_size: Annotated[int, Field(ge=1, le=1000), JSON_NUMBER] = 1000
+    timeout_seconds: Annotated[float, Field(gt=0, le=600), JSON_NUMBER] = 30.0
+    retry_budget_seconds: Annotated[float, Field(ge=0, le=3600), JSON_NUMBER] = Field(
         120.0,
         description="How long one call to 1C keeps retrying through 5xx, 429 and dropped "
         "connections (0: one attempt).",
@@ -130,13 +141,13 @@ class IntegrationUpdate(_IntegrationFields):
     username: Secret | None = None
     password: Secret | None = None
     webhook_secret: Annotated[str, Field(min_length=16, max_length=200)] | None = None
-    enabled: bool | None = None
+    enabled: JsonBool | None = None
     timezone: str | None = None
     conflict_policy: ConflictPolicy | None = None
-    cache_ttl_seconds: Annotated[int, Field(ge=0, le=86_400)] | None = None
-    page_size: Annotated[int, Field(ge=1, le=1000)] | None = None
-    timeout_seconds: Annotated[float, Field(gt=0, le=600)] | None = None
-    retry_budget_seconds: Annotated[float, Field(ge=0, le=3600)] | None = None
+    cache_ttl_seconds: Annotated[int, Field(ge=0, le=86_400), JSON_NUMBER] | None = None
+    page_size: Annotated[int, Field(ge=1, le=1000), JSON_NUMBER] | None = None
+    timeout_seconds: Annotated[float, Field(gt=0, le=600), JSON_NUMBER] | None = None
+    retry_budget_seconds: Annotated[float, Field(ge=0, le=3600), JSON_NUMBER] | None = None
     protocol: Protocol | None = None
     options: IntegrationOptions | None = None
 

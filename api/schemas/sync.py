@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from api.schemas.json_types import JsonBool
 from api.schemas.stats import RowCounts
 from tradeos_pipelines.core.vocabulary import ENTITIES, Entity
 
@@ -17,7 +18,7 @@ class SyncNow(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     entities: Annotated[list[Entity], Field(min_length=1, default_factory=lambda: list(ENTITIES))]
-    full: bool = False
+    full: JsonBool = False
 
     @field_validator("entities")
     @classmethod

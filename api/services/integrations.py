@@ -7,6 +7,7 @@ which the 1C administrator needs once.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from datetime import UTC, datetime
 from typing import Any
@@ -124,9 +125,13 @@ def get_integration(session: Session, integration_id: str) -> Integration:
 
 def create_integration(session: Session, body: IntegrationCreate) -> tuple[Integration, str]:
     """Store a new integration; returns it with its webhook secret (generated if not given)."""
-    integration_id = body.id or slugify(body.name)
-    if not integration_id:
-        raise FieldErrors([("id", "cannot be derived from name (no letters or digits); give one")])
+    # A name with no letters or digits ("!!!") still gets a stable id of its own.
+    integration_id = (
+        body.id
+        or slugify(body.name)
+        or "integration-"
+        + hashlib.sha256(body.name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    )
     if session.get(Integration, integration_id) is not None:
         raise IntegrationExists(f"integration {integration_id!r} already exists")
     credentials = _credentials(body.auth_type, body.model_dump())

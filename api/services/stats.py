@@ -6,6 +6,7 @@ window (and bucket) where it started. Durations are of finished syncs only.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -156,14 +157,18 @@ def series(
         raise FieldErrors([("bucket", "at least 1m")], location="query")
     until = datetime.now(UTC)
     since = until - span
-    first = int(since.timestamp()) // step * step
-    last = int(until.timestamp()) // step * step
-    count = (last - first) // step + 1
-    if count > MAX_BUCKETS:
-        raise FieldErrors(
-            [("bucket", f"{window} in {bucket} buckets is {count} buckets; at most {MAX_BUCKETS}")],
-            location="query",
-        )
+    # A window that would need more than MAX_BUCKETS points is drawn with wider buckets
+    # (whole minutes), as chart tools do; ``bucket`` in the answer says which were used.
+    while True:
+        first = int(since.timestamp()) // step * step
+        last = int(until.timestamp()) // step * step
+        count = (last - first) // step + 1
+        if count <= MAX_BUCKETS:
+            break
+        # span / step + 2 buckets at most (both ends partly covered), in whole minutes.
+        wide_enough = math.ceil(span.total_seconds() / (MAX_BUCKETS - 2) / 60) * 60
+        step = max(step + 60, wide_enough)
+        bucket = f"{step // 60}m"
     t = [first + i * step for i in range(count)]
     filters, params = _filters(integration_id, entity)
     rows = session.execute(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 
 import pytest
@@ -93,14 +94,39 @@ def test_duplicate_id_is_409(api):
         ({"retry_budget_seconds": -1}, "retry_budget_seconds"),
         ({"retry_budget_seconds": 3601}, "retry_budget_seconds"),
         ({"id": "Bad_Slug"}, "id"),
-        ({"name": "!!!"}, "id"),
         ({"unknown_field": 1}, "unknown_field"),
+        ({"page_size": "500"}, "page_size"),
+        ({"enabled": 1}, "enabled"),
+        ({"timeout_seconds": True}, "timeout_seconds"),
+        ({"webhook_secret": "секрет\tс табуляцией"}, "webhook_secret"),
+        ({"base_url": "http://[49f:51eC]/trade"}, "base_url"),
     ],
 )
 def test_validation_names_the_field(api, fields, field):
     response = _create(api, **fields)
     assert response.status_code == 422, response.text
     assert field in _fields(response), response.json()
+
+
+def test_a_name_without_letters_or_digits_gets_an_id_of_its_own(api):
+    created = _create(api, name="!!!")
+    assert created.status_code == 201, created.text
+    # sha256("!!!") begins with 5b1d2e0f: stable, so the same name always means the same id.
+    assert created.json()["id"] == "integration-" + hashlib.sha256(b"!!!").hexdigest()[:8]
+
+
+def test_an_unknown_query_parameter_is_422_naming_it(api):
+    typo = api.get("/sync-logs", params={"integraton_id": "main-1c"})
+    assert typo.status_code == 422
+    assert typo.json()["detail"] == [
+        {
+            "field": "integraton_id",
+            "loc": ["query", "integraton_id"],
+            "msg": "unknown query parameter; this route takes cursor, entity, integration_id, "
+            "limit, status",
+            "type": "value_error",
+        }
+    ]
 
 
 def test_validation_error_never_echoes_a_secret(api):

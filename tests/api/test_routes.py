@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -248,7 +249,13 @@ def test_stats_series_shape(api, make_integration, session):
         for key in ("runs", "success", "failed", "mean_duration_ms", "p95_duration_ms", "fetched"):
             assert len(s[key]) == n
     assert sum(series["nomenclature"]["failed"]) == 1
-    assert api.get("/stats/series", params={"window": "90d", "bucket": "1h"}).status_code == 422
+    # 90 days in hours would be 2161 points: drawn in wider buckets, and the answer says so.
+    wide = api.get("/stats/series", params={"window": "90d", "bucket": "1h"}).json()
+    assert wide["bucket"] == "130m"  # the fewest whole minutes that fit 90 days in 1000
+    t, step = wide["t"], 130 * 60
+    assert {b - a for a, b in itertools.pairwise(t)} == {step}
+    since, until = (datetime.fromisoformat(wide[k]).timestamp() for k in ("since", "until"))
+    assert t[0] <= since < t[0] + step and t[-1] <= until < t[-1] + step
     bad = api.get("/stats/series", params={"bucket": "10s"})
     assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "bucket"
 

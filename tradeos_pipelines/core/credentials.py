@@ -7,12 +7,16 @@ control characters, and the first ``:`` ends the user name.
 
 from __future__ import annotations
 
+import unicodedata
+
 
 def credential_problem(field: str, value: str) -> str | None:
     """Why ``value`` cannot be the credential ``field`` (api_key, username, password), or None."""
     if "\x00" in value:
         return "must not contain NUL (\\u0000) characters"
-    if any(not ch.isprintable() for ch in value):
+    # Control characters (Unicode Cc: newline, tab, DEL, C1) are what no 1C user name,
+    # password or header value holds; other characters travel fine in Basic's base64.
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
         return "must not contain control characters (newline, tab, ...)"
     if field == "api_key" and not value.isascii():
         return "must be printable ASCII (it is sent in the X-API-Key header)"

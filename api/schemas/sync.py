@@ -105,6 +105,14 @@ class EntityHealth(BaseModel):
         description="A sync request (webhook, or 'sync now' while Dagster was unreachable) "
         "waits in sync_requests for the Dagster daemon",
     )
+    queued_runs: int = Field(
+        default=0,
+        description="Dagster runs of this entity queued (not started yet); known when the "
+        "sidecar reads the Dagster instance (DAGSTER_HOME)",
+    )
+    running_runs: int = Field(
+        default=0, description="Dagster runs of this entity started and not finished"
+    )
 
 
 class IntegrationHealth(BaseModel):

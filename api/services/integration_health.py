@@ -80,13 +80,14 @@ def _from_database(integration_id: str) -> tuple[bool, dict[str, EntityHealth], 
                 )
             entry.open_rejects = count
         # A request still waiting for the daemon: shown after a reload of the dashboard too.
-        for entity in waiting_entities(session, integration_id):
+        for entity, since in waiting_entities(session, integration_id).items():
             entry = entities.get(entity)
             if entry is None:
                 entry = entities[entity] = EntityHealth(
                     last_sync=None, last_success_at=None, error_streak=0
                 )
             entry.waiting = True
+            entry.waiting_since = since
         overall = 0
         for row in recent:
             if row.status == "running":
@@ -162,6 +163,7 @@ async def compute_health(
         entities=entities,
         circuit=circuit,
         error_streak=streak,
+        dagster_runs=dagster is not None,
         checked_at=datetime.now(UTC),
     )
 

@@ -161,9 +161,7 @@ def test_a_failure_is_explained_in_russian_on_a_red_card(
     expect(original.locator("code")).to_have_text(error)
     # No green "queued" note stays on the red card: the outcome replaced it.
     expect(main.locator(".result")).to_have_attribute("data-kind", "error")
-    expect(main.locator(".result")).to_have_text(
-        "Номенклатура: синхронизация завершилась ошибкой."
-    )
+    expect(main.locator(".result")).to_have_text("Номенклатура: синхронизация завершилась ошибкой.")
     # The operations table explains too, and keeps the original as its tooltip.
     cell = page.locator("#ops-body tr.failed td.error-cell")
     expect(cell).to_have_text("1С недоступна: сервер не отвечает или отклоняет соединение.")

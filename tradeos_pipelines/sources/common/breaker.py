@@ -131,8 +131,10 @@ def circuit_open_message(
 ) -> str:
     """Why a call is refused, leading with the cause: the first error of the failure streak
     that opened the circuit, where 1C is, and when a probe will be allowed."""
-    where = f"1C {display_url(base_url)} ({integration_id!r})" if base_url else (
-        f"1C integration {integration_id!r}"
+    where = (
+        f"1C {display_url(base_url)} ({integration_id!r})"
+        if base_url
+        else (f"1C integration {integration_id!r}")
     )
     streak = f" after {failures} failures in a row" if failures else ""
     cause = f"{first_error} — " if first_error else ""
@@ -207,9 +209,7 @@ class CircuitBreaker:
         """Let a call through (``True`` when it is the half-open probe) or raise
         :class:`CircuitOpenError` saying when a probe will be allowed."""
         try:
-            answer = await self._admit(
-                keys=[self.key], args=[self._now_ms(), self.probe_lease_ms]
-            )
+            answer = await self._admit(keys=[self.key], args=[self._now_ms(), self.probe_lease_ms])
         except (RedisError, OSError) as exc:
             self._unguarded(exc)
             return False

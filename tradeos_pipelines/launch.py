@@ -105,7 +105,11 @@ def request_sync(
 
     url = (dagster_url or get_settings().dagster_url).rstrip("/") + "/graphql"
     run_ids: list[str] = []
-    with httpx.Client(timeout=httpx.Timeout(REQUEST_TIMEOUT_S, connect=CONNECT_TIMEOUT_S)) as http:
+    token = get_settings().dagster_token
+    # A Dagster UI that requires a token (TRADEOS_DAGSTER_REQUIRE_TOKEN) gets the sidecar's.
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    timeout = httpx.Timeout(REQUEST_TIMEOUT_S, connect=CONNECT_TIMEOUT_S)
+    with httpx.Client(timeout=timeout, headers=headers) as http:
         try:
             _ensure_partition(http, url, integration_id)
             day = today_in_schedule_timezone()

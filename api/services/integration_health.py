@@ -19,13 +19,11 @@ from api.schemas.sync import EntityHealth, IntegrationHealth
 from api.services.logs import sync_log_public
 from api.services.rejects import open_reject_counts
 from tradeos_pipelines.core.integration import IntegrationNotFound
-from tradeos_pipelines.core.scrub import Scrubber, scrubber_for
 from tradeos_pipelines.core.settings import get_settings
 from tradeos_pipelines.core.vocabulary import TAG_ENTITY, TAG_INTEGRATION
 from tradeos_pipelines.launch import waiting_entities
 from tradeos_pipelines.sources.common.breaker import circuit_state
 from tradeos_pipelines.storage.database import session_scope
-from tradeos_pipelines.storage.integrations import to_config
 from tradeos_pipelines.storage.tables import Integration, SyncLog
 
 if TYPE_CHECKING:
@@ -39,12 +37,11 @@ def cache_key(integration_id: str) -> str:
     return f"{get_settings().redis_namespace}:integration-health:{integration_id}"
 
 
-def _from_database(integration_id: str) -> tuple[bool, dict[str, EntityHealth], int, Scrubber]:
+def _from_database(integration_id: str) -> tuple[bool, dict[str, EntityHealth], int]:
     with session_scope() as session:
         integration = session.get(Integration, integration_id)
         if integration is None:
             raise IntegrationNotFound(f"integration {integration_id!r} does not exist")
-        scrubber = scrubber_for(to_config(integration))
         recent = list(
             session.scalars(
                 select(SyncLog)
@@ -95,7 +92,7 @@ def _from_database(integration_id: str) -> tuple[bool, dict[str, EntityHealth], 
             if row.status != "failed":
                 break
             overall += 1
-        return integration.enabled, entities, overall, scrubber
+        return integration.enabled, entities, overall
 
 
 def _dagster_runs(instance: DagsterInstance, integration_id: str) -> dict[str, dict[str, int]]:
@@ -120,23 +117,17 @@ def _dagster_runs(instance: DagsterInstance, integration_id: str) -> dict[str, d
     return counts
 
 
-async def _circuit(
-    redis: aioredis.Redis, integration_id: str, scrubber: Scrubber
-) -> dict[str, Any]:
-    circuit = await circuit_state(redis, integration_id, namespace=get_settings().redis_namespace)
-    # 1C may echo the credentials it was sent; the breaker keeps its errors as they came.
-    for name in ("last_error", "first_error"):
-        if circuit.get(name):
-            circuit[name] = scrubber(circuit[name])
-    return circuit
+async def _circuit(redis: aioredis.Redis, integration_id: str) -> dict[str, Any]:
+    # The transport scrubs what it gives the breaker (last_error, first_error).
+    return await circuit_state(redis, integration_id, namespace=get_settings().redis_namespace)
 
 
 async def compute_health(
     redis: aioredis.Redis, integration_id: str, dagster: DagsterInstance | None = None
 ) -> IntegrationHealth:
     """The status now (no cache); ``dagster`` adds the queued and running runs."""
-    enabled, entities, streak, scrubber = await run_in_threadpool(_from_database, integration_id)
-    circuit = await _circuit(redis, integration_id, scrubber)
+    enabled, entities, streak = await run_in_threadpool(_from_database, integration_id)
+    circuit = await _circuit(redis, integration_id)
     if dagster is not None:
         runs = await run_in_threadpool(_dagster_runs, dagster, integration_id)
         for entity, count in runs.items():

@@ -8,13 +8,12 @@ import time
 import redis.asyncio as aioredis
 
 from api.schemas.integration import ConnectionFinding, ConnectionTest, PriceType
-from tradeos_pipelines.core.credentials import stored_credential_problems
 from tradeos_pipelines.core.integration import IntegrationConfig
 from tradeos_pipelines.core.scrub import scrubber_for
 from tradeos_pipelines.core.settings import get_settings
 from tradeos_pipelines.engine.source import connect
 from tradeos_pipelines.sources.common.cache import invalidate
-from tradeos_pipelines.sources.common.errors import OneCError
+from tradeos_pipelines.sources.common.errors import OneCError, OneCSettingsError
 from tradeos_pipelines.sources.common.transport import RetryPolicy
 from tradeos_pipelines.sources.odata.checks import inspect
 from tradeos_pipelines.sources.odata.client import ODataClient
@@ -23,22 +22,16 @@ from tradeos_pipelines.sources.odata.client import ODataClient
 async def test_connection(config: IntegrationConfig, redis: aioredis.Redis) -> ConnectionTest:
     """Call ``/hs/api/health`` of the integration's 1C: latency and version, or the reason."""
 
-    stored = stored_credential_problems(config.api_key, config.username, config.password)
-    if stored:
-        # Saved before input was validated: the request could not even be built.
-        return ConnectionTest(
-            ok=False,
-            latency_ms=0.0,
-            error="; ".join(f"stored {field} {reason}" for field, reason in stored)
-            + f"; set new credentials with PATCH /api/v1/integrations/{config.id}",
-            protocol=config.protocol,  # type: ignore[arg-type]
-        )
     # The client caches /health; a connection test must really reach 1C (new credentials).
     await invalidate(redis, config.id, "health", namespace=get_settings().redis_namespace)
-    started = time.perf_counter()
     try:
         # Someone waits on the answer: a few quick attempts, not a sync's retry budget.
-        async with connect(config, redis=redis, retry=RetryPolicy.interactive()) as client:
+        client = connect(config, redis=redis, retry=RetryPolicy.interactive())
+    except OneCSettingsError as exc:  # nothing was sent, so there is no latency to report
+        return ConnectionTest(ok=False, latency_ms=0.0, error=str(exc), protocol=config.protocol)  # type: ignore[arg-type]
+    started = time.perf_counter()
+    try:
+        async with client:
             health = await client.health()
             latency = round((time.perf_counter() - started) * 1000, 1)
             if isinstance(client, ODataClient):

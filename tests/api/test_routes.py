@@ -96,6 +96,30 @@ def test_health_shows_a_request_waiting_for_the_daemon(
     assert not any(info["waiting"] for info in fresh["entities"].values())
 
 
+def test_health_is_not_served_from_cache_after_the_integration_changes(api, make_integration):
+    make_integration("main-1c")
+    assert api.get("/integrations/main-1c/health").json()["enabled"] is True  # now cached
+    api.post("/integrations/main-1c/disable")
+    disabled = api.get("/integrations/main-1c/health").json()
+    assert (disabled["cached"], disabled["enabled"], disabled["status"]) == (
+        False,
+        False,
+        "disabled",
+    )
+    api.post("/integrations/main-1c/enable")
+    enabled = api.get("/integrations/main-1c/health").json()
+    assert (enabled["cached"], enabled["status"]) == (False, "never_synced")
+    api.patch("/integrations/main-1c", json={"name": "Склад на Ленина"})
+    assert api.get("/integrations/main-1c/health").json()["cached"] is False
+
+    assert api.delete("/integrations/main-1c").status_code == 204
+    gone = api.get("/integrations/main-1c/health")
+    assert (gone.status_code, gone.json()["detail"]) == (
+        404,
+        "integration 'main-1c' does not exist",
+    )
+
+
 def _logs(session, integration_id="main-1c"):
     now = datetime.now(UTC)
     rows = []

@@ -296,6 +296,29 @@ def test_test_connection_with_a_stored_cyrillic_api_key_is_a_clear_error(api, ma
     }
 
 
+def test_a_sync_with_a_stored_cyrillic_api_key_fails_naming_the_field(
+    api, make_integration, emulator, session
+):
+    from sqlalchemy import select
+
+    from tradeos_pipelines.engine import SyncFailed, sync_nomenclature
+    from tradeos_pipelines.storage.tables import SyncLog
+
+    make_integration("main-1c", base_url=emulator.base_url, api_key="ключ")
+    before = emulator.control.counters()["requests"]
+    with pytest.raises(SyncFailed) as failed:
+        sync_nomenclature("main-1c")
+    expected = (
+        "1C: stored api_key must be printable ASCII (it is sent in the X-API-Key header); "
+        "set new credentials with PATCH /api/v1/integrations/main-1c"
+    )
+    assert str(failed.value) == f"sync 1 failed: {expected}"
+    # A settings problem is not worth a Dagster retry: the next attempt would fail the same way.
+    assert failed.value.transient is False
+    assert session.scalars(select(SyncLog.error)).one() == expected
+    assert emulator.control.counters()["requests"] == before  # nothing was sent to 1C
+
+
 @pytest.mark.parametrize("sent_at", [b"1e20", b"1" + b"0" * 30, b"-1e18"])
 def test_a_webhook_sent_at_out_of_range_is_422(api, make_integration, sent_at):
     from api.services.webhooks import sign
@@ -423,6 +446,22 @@ def test_a_failed_sync_stores_and_publishes_no_echoed_secret(api, echoing_1c, ws
     api_view = api.get("/sync-logs").json()["data"][0]["error"]
     assert api_view == expected
     assert _leaks(str(failed_event) + api_view) == []
+
+
+def test_the_breaker_stores_and_shows_no_echoed_secret(api, echoing_1c, redis_url):
+    import redis
+
+    from tradeos_pipelines.engine import SyncFailed, sync_stock
+    from tradeos_pipelines.sources.common.breaker import breaker_key
+
+    echoing_1c.control.inject_fault("echo_500", count=50)
+    with pytest.raises(SyncFailed):
+        sync_stock("main-1c")
+    stored = redis.Redis.from_url(redis_url).hgetall(breaker_key("main-1c"))
+    assert stored[b"last_error"].decode() == "HTTP 500: Ошибка сеанса ***"
+    assert _leaks(str(stored)) == []
+    breaker = api.get("/integrations/main-1c/health").json()["circuit"]
+    assert breaker["last_error"] == "HTTP 500: Ошибка сеанса ***"
 
 
 # ---- 4. revoking a token closes its open WebSockets (1008) on every process -----------------

@@ -1,5 +1,9 @@
 """Start ``dagster-webserver`` and ``dagster-daemon`` as real subprocesses for e2e tests and bench.
 
+The webserver is started as TradeOS starts it: ``python -m tradeos_pipelines.dagster_ui``
+(dagster-webserver behind the guard), so every e2e test also proves the guard lets the
+sidecar's and the UI's own requests through.
+
 Each runs in its own process group so that stopping it also stops the run workers and code
 servers it started.
 """
@@ -28,7 +32,7 @@ BIN = Path(sys.executable).parent
 class DagsterProcesses:
     url: str
     webserver: subprocess.Popen[bytes]
-    daemon: subprocess.Popen[bytes]
+    daemon: subprocess.Popen[bytes] | None
     log_dir: Path
 
 
@@ -49,26 +53,34 @@ def dagster_processes(
     extra_env: Mapping[str, str] | None = None,
     ready_timeout: float = 180,
     workspace: Path = PROJECT_ROOT / "workspace.yaml",
+    *,
+    daemon: bool = True,
 ) -> Iterator[DagsterProcesses]:
-    """Webserver on a free port and the daemon, both loading ``workspace``; stopped on exit."""
+    """Webserver on a free port and (unless ``daemon=False``) the daemon, both loading
+    ``workspace``; stopped on exit."""
     env = {**os.environ, **(extra_env or {})}
     port = find_free_port()
     log_dir.mkdir(parents=True, exist_ok=True)
     web_log = (log_dir / "webserver.log").open("wb")
     daemon_log = (log_dir / "daemon.log").open("wb")
     common = {"cwd": PROJECT_ROOT, "env": env, "start_new_session": True}
-    webserver_cmd = [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port)]
+    webserver_cmd = [sys.executable, "-m", "tradeos_pipelines.dagster_ui"]
+    webserver_cmd += ["-h", "127.0.0.1", "-p", str(port)]
     webserver = subprocess.Popen(
         [*webserver_cmd, "-w", str(workspace)],
         stdout=web_log,
         stderr=subprocess.STDOUT,
         **common,
     )
-    daemon = subprocess.Popen(
-        [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)],
-        stdout=daemon_log,
-        stderr=subprocess.STDOUT,
-        **common,
+    daemon_process = (
+        subprocess.Popen(
+            [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)],
+            stdout=daemon_log,
+            stderr=subprocess.STDOUT,
+            **common,
+        )
+        if daemon
+        else None
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -84,9 +96,10 @@ def dagster_processes(
             if time.monotonic() > deadline:
                 raise TimeoutError(f"dagster-webserver not ready; see {log_dir}")
             time.sleep(0.5)
-        yield DagsterProcesses(url, webserver, daemon, log_dir)
+        yield DagsterProcesses(url, webserver, daemon_process, log_dir)
     finally:
-        _stop(daemon)
+        if daemon_process is not None:
+            _stop(daemon_process)
         _stop(webserver)
         web_log.close()
         daemon_log.close()

@@ -230,6 +230,41 @@ def test_reset_restores_the_generated_catalogue(emulator, http):
     assert after == before
 
 
+def test_controls_need_the_key_json_and_a_bounded_count():
+    with EmulatorServer(items=20, api_key="test-key", control_key="control-key") as server:
+        url = f"{server.root_url}/_control/items/change"
+        key = {"X-Control-Key": "control-key"}
+        assert httpx.get(f"{server.root_url}/_control/stats").json() == {
+            "error": "X-Control-Key is missing or wrong"
+        }
+        wrong = httpx.post(url, json={"count": 1}, headers={"X-Control-Key": "guess"})
+        assert wrong.status_code == 403
+        # What a cross-site page can post without a CORS preflight: text/plain and forms.
+        plain = httpx.post(
+            url, content=b'{"count": 1}', headers={**key, "Content-Type": "text/plain"}
+        )
+        assert (plain.status_code, plain.json()) == (
+            415,
+            {"error": "control bodies must be application/json"},
+        )
+        huge = httpx.post(url, json={"count": 10**9}, headers=key)
+        assert (huge.status_code, huge.json()) == (
+            400,
+            {"error": "count must be between 0 and 100000, got 1000000000"},
+        )
+        assert server.control.counters()["requests"] == {}  # nothing was changed or served
+        assert len(httpx.post(url, json={"count": 2}, headers=key).json()["ids"]) == 2
+
+
+def test_controls_are_off_without_a_control_key():
+    with EmulatorServer(items=5, api_key="test-key", control_key=None) as server:
+        answer = httpx.post(f"{server.root_url}/_control/reset", headers={"X-Control-Key": ""})
+        assert (answer.status_code, answer.json()) == (
+            403,
+            {"error": "controls are off: start the emulator with --control-key KEY to use them"},
+        )
+
+
 def test_command_line_emulator_process_serves_the_same_catalogue(emulator):
     with EmulatorProcess(items=200, warehouses=3, api_key="k") as process:
         other = httpx.get(

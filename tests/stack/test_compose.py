@@ -132,6 +132,12 @@ def test_commands_point_at_real_modules(compose) -> None:
     assert "tradeos_pipelines.emulators.http_service" in emulator and "8080" in emulator
     assert (PROJECT_ROOT / "tradeos_pipelines/emulators/http_service/__main__.py").exists()
     assert (PROJECT_ROOT / "docker/postgres-init.sql").exists()
+    # The Dagster UI runs behind the guard, answering the name the sidecar uses for it.
+    webserver = services["dagster-webserver"]
+    assert _command(webserver)[:3] == ["python", "-m", "tradeos_pipelines.dagster_ui"]
+    assert (PROJECT_ROOT / "tradeos_pipelines/dagster_ui/__main__.py").exists()
+    assert webserver["environment"]["TRADEOS_DAGSTER_ALLOWED_HOSTS"] == '["dagster-webserver"]'
+    assert webserver["environment"]["TRADEOS_DAGSTER_URL"] == "http://dagster-webserver:3000"
 
 
 def test_dockerignore_keeps_local_state_out() -> None:

@@ -69,6 +69,13 @@ class Settings(BaseSettings):
     # Where operators open the dashboard; Dagster materializations link to their operation
     # there (default: http://api_host:api_port/dashboard/).
     public_dashboard_url: str | None = None
+    # Host names the Dagster UI answers besides loopback (DNS rebinding guard), e.g. the
+    # compose service name or the name a proxy publishes it under.
+    dagster_allowed_hosts: list[str] = Field(default_factory=list)
+    # Require an admin API token for the Dagster UI (set it when the UI is published beyond
+    # loopback); the sidecar then sends dagster_token to Dagster's GraphQL.
+    dagster_require_token: bool = False
+    dagster_token: str | None = None
     cors_origins: list[str] = Field(default_factory=list)
 
     schedule_timezone: str = "Europe/Moscow"

@@ -385,7 +385,10 @@ def _start_services(stack: Stack, say: Say) -> None:
             ChildProcess(
                 "dagster-webserver",
                 [
-                    str(scripts / "dagster-webserver"),
+                    # dagster-webserver behind the TradeOS guard (Host, Origin, GET mutations).
+                    python,
+                    "-m",
+                    "tradeos_pipelines.dagster_ui",
                     "-w",
                     workspace,
                     "-h",

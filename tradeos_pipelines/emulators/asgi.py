@@ -7,6 +7,7 @@ The emulators are plain ASGI apps (no framework) so that what they send is exact
 from __future__ import annotations
 
 import asyncio
+import hmac
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Protocol
 
@@ -75,3 +76,38 @@ async def lifespan(receive: Receive, send: Send) -> None:
         elif message["type"] == "lifespan.shutdown":
             await send({"type": "lifespan.shutdown.complete"})
             return
+
+
+# The most rows one control call may touch: a larger ``count`` would stall the emulator's loop.
+MAX_CONTROL_COUNT = 100_000
+
+
+def control_refusal(
+    key: str | None, headers: dict[bytes, bytes], body: bytes
+) -> tuple[int, str] | None:
+    """Why a ``/_control/`` call is refused (status, message), or None to serve it.
+
+    The controls change the emulated 1C (its data, its faults), so they are a tester's tool,
+    not part of the 1C it plays: off unless the emulator was started with a control key, then
+    only with that key in ``X-Control-Key`` — a custom header, which a browser cannot send
+    cross-site without a CORS preflight the emulator never grants — and with JSON bodies only
+    (``text/plain`` and form posts are what a cross-site page can send without one).
+    """
+    if key is None:
+        return 403, "controls are off: start the emulator with --control-key KEY to use them"
+    if not hmac.compare_digest(headers.get(b"x-control-key", b""), key.encode()):
+        return 403, "X-Control-Key is missing or wrong"
+    content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+    if body and content_type != b"application/json":
+        return 415, "control bodies must be application/json"
+    return None
+
+
+def control_count(data: dict[str, Any]) -> int:
+    """The ``count`` of a control call, checked (``ValueError`` names the field)."""
+    count = data.get("count", 1)
+    if isinstance(count, bool) or not isinstance(count, int):
+        raise ValueError(f"count must be an integer, got {count!r}")
+    if not 0 <= count <= MAX_CONTROL_COUNT:
+        raise ValueError(f"count must be between 0 and {MAX_CONTROL_COUNT}, got {count}")
+    return count

@@ -15,11 +15,13 @@ from typing import TYPE_CHECKING
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from tradeos_pipelines.core.credentials import stored_credential_problems
 from tradeos_pipelines.core.integration import IntegrationConfig
 from tradeos_pipelines.core.scrub import scrubber_for
 from tradeos_pipelines.engine.scrubbed import ScrubbedPublisher, ScrubbedRequestLog
 from tradeos_pipelines.event_bus import AsyncRedisEventBus
 from tradeos_pipelines.sources.common.cache import invalidate
+from tradeos_pipelines.sources.common.errors import OneCSettingsError
 from tradeos_pipelines.sources.common.ports import RequestLog
 from tradeos_pipelines.sources.common.transport import RetryPolicy
 from tradeos_pipelines.sources.http_service.client import OneCClient
@@ -56,7 +58,20 @@ def connect(
     restart); a caller someone waits on passes ``RetryPolicy.interactive()``. What the client
     logs and publishes passes the integration's scrubber first: 1C may echo the credentials
     it was sent.
+
+    Raises :class:`OneCSettingsError` naming the field when a stored credential cannot travel
+    in an HTTP header (saved before input was validated): a sync and a connection test then
+    say what to fix instead of failing inside the HTTP library.
     """
+    stored = stored_credential_problems(
+        integration.api_key, integration.username, integration.password
+    )
+    if stored:
+        raise OneCSettingsError(
+            "; ".join(f"stored {field} {reason}" for field, reason in stored)
+            + f"; set new credentials with PATCH /api/v1/integrations/{integration.id}",
+            integration_id=integration.id,
+        )
     options = {"retry": retry} if retry is not None else {}
     scrubber = scrubber_for(integration)
     factory = ODataClient if integration.protocol == "odata" else OneCClient

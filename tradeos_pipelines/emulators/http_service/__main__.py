@@ -28,6 +28,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--basic", help="accept Basic auth for USER:PASSWORD")
     parser.add_argument("--timezone", default="Europe/Moscow", help="the 1C server's time zone")
     parser.add_argument(
+        "--control-key", help="switch /_control/ on, for callers sending X-Control-Key: KEY"
+    )
+    parser.add_argument(
         "--quirks",
         action="store_true",
         help="answer like real 1C: BOM, numbers as '1 234,50', zero GUIDs, empty dates",
@@ -52,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         timezone=args.timezone,
         api_key=args.api_key,
         basic=basic,  # type: ignore[arg-type]
+        control_key=args.control_key,
     )
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

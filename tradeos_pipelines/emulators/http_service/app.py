@@ -19,7 +19,14 @@ from uuid import UUID
 
 import orjson
 
-from tradeos_pipelines.emulators.asgi import drop, lifespan, read_body, respond
+from tradeos_pipelines.emulators.asgi import (
+    control_count,
+    control_refusal,
+    drop,
+    lifespan,
+    read_body,
+    respond,
+)
 from tradeos_pipelines.emulators.http_service.clock import parse_local
 from tradeos_pipelines.emulators.http_service.infobase import Fault, Infobase, ValidationFailed
 from tradeos_pipelines.emulators.http_service.quirks import BOM
@@ -118,6 +125,10 @@ class EmulatorApp:
             elif fault.kind == "echo_401":
                 echoed = b"Wrong password for " + _supplied_credentials(_headers(scope))
                 await self._respond(send, Answer(401, echoed, TEXT))
+                return
+            elif fault.kind == "echo_500":
+                echoed = "Ошибка сеанса ".encode() + _supplied_credentials(_headers(scope))
+                await self._respond(send, Answer(500, echoed, TEXT))
                 return
             elif fault.kind not in ("drop_after", "truncated", "envelope", "echo_version"):
                 await self._respond(send, _fault_answer(fault))
@@ -249,11 +260,14 @@ class EmulatorApp:
     # ----- controls -----------------------------------------------------------------------
     def _control(self, method: str, route: str, scope: Scope, body: bytes) -> Answer:
         infobase = self.infobase
+        refusal = control_refusal(infobase.options.control_key, _headers(scope), body)
+        if refusal is not None:
+            return json_answer(refusal[0], {"error": refusal[1]})
         try:
             data = orjson.loads(body) if body else {}
             if not isinstance(data, dict):
                 raise ValueError("body must be a JSON object")
-            count = int(data.get("count", 1))
+            count = control_count(data)
             ids = data.get("ids")
             if method == "GET" and route == "stats":
                 return json_answer(200, self._stats())

@@ -29,6 +29,7 @@ FAULT_KINDS = (
     "envelope",  # 200 with JSON that is not the contract's envelope
     "html",  # 200 with an HTML page (a proxy's login page, say)
     "echo_401",  # 401 "Wrong password for <the credentials it was sent>" (a careless 1C)
+    "echo_500",  # 500 "Ошибка сеанса <the credentials it was sent>" (counts for the breaker)
     "echo_version",  # the normal answer, its "version" carrying the credentials it was sent
 )
 BAD_ROW_KINDS = {
@@ -57,6 +58,8 @@ class EmulatorOptions:
     api_key: str | None = None
     # (user, password) for Basic auth; user names may be Cyrillic.
     basic: tuple[str, str] | None = None
+    # Required in X-Control-Key by /_control/; None switches the controls off.
+    control_key: str | None = None
 
 
 @dataclass

@@ -6,6 +6,7 @@ Both bind port 0 by default and expose ``base_url`` (the publication URL, ``…/
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 import httpx
@@ -18,10 +19,13 @@ PUBLICATION = "/trade"
 
 
 class EmulatorControl:
-    """Drives an emulator through its ``/_control/`` endpoints (no credentials needed)."""
+    """Drives an emulator through its ``/_control/`` endpoints with its ``X-Control-Key``."""
 
-    def __init__(self, root_url: str, timeout: float = 30.0) -> None:
-        self._http = httpx.Client(base_url=root_url.rstrip("/") + "/_control", timeout=timeout)
+    def __init__(self, root_url: str, control_key: str | None, timeout: float = 30.0) -> None:
+        headers = {"X-Control-Key": control_key} if control_key is not None else {}
+        self._http = httpx.Client(
+            base_url=root_url.rstrip("/") + "/_control", headers=headers, timeout=timeout
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -126,6 +130,8 @@ class EmulatorServer(_Running):
     """
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, **options: Any) -> None:
+        # The controls answer only to the key this wrapper hands its own control client.
+        options.setdefault("control_key", secrets.token_urlsafe(16))
         self.options = EmulatorOptions(**options)
         self.infobase = Infobase(self.options)
         self.host = host
@@ -133,7 +139,7 @@ class EmulatorServer(_Running):
             EmulatorApp(self.infobase), host=host, port=port, name="1C emulator"
         )
         self.port = self._server.port
-        self.control = EmulatorControl(self.root_url)
+        self.control = EmulatorControl(self.root_url, self.options.control_key)
 
     def stop(self) -> None:
         """Stop serving and wait for the thread (slow answers are cut after a second)."""
@@ -149,6 +155,7 @@ class EmulatorProcess(_Running):
     """
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, **options: Any) -> None:
+        options.setdefault("control_key", secrets.token_urlsafe(16))
         args = ["--host", host, "--port", str(port)]
         for name, value in options.items():
             if value is None or value is False:
@@ -164,7 +171,7 @@ class EmulatorProcess(_Running):
             "tradeos_pipelines.emulators.http_service", args, what="1C emulator"
         )
         self.host, self.port = self._process.host, self._process.port
-        self.control = EmulatorControl(self.root_url)
+        self.control = EmulatorControl(self.root_url, options["control_key"])
 
     @property
     def pid(self) -> int:

@@ -30,7 +30,14 @@ from uuid import UUID
 
 import orjson
 
-from tradeos_pipelines.emulators.asgi import drop, lifespan, read_body, respond
+from tradeos_pipelines.emulators.asgi import (
+    control_count,
+    control_refusal,
+    drop,
+    lifespan,
+    read_body,
+    respond,
+)
 from tradeos_pipelines.emulators.odata import formats
 from tradeos_pipelines.emulators.odata.infobase import Fault, Infobase, not_found
 from tradeos_pipelines.emulators.odata.metadata import build_metadata
@@ -616,14 +623,9 @@ class ODataEmulatorApp:
         body: bytes,
     ) -> Answer:
         """The test controls; JSON in and out, behind ``X-Control-Key`` when one is set."""
-        key = self.infobase.options.control_key
-        if key is not None and not hmac.compare_digest(
-            headers.get(b"x-control-key", b""), key.encode()
-        ):
-            return json_answer(403, {"error": "X-Control-Key is missing or wrong"})
-        content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
-        if body and content_type != b"application/json":
-            return json_answer(415, {"error": "control bodies must be application/json"})
+        refusal = control_refusal(self.infobase.options.control_key, headers, body)
+        if refusal is not None:
+            return json_answer(refusal[0], {"error": refusal[1]})
         try:
             data = orjson.loads(body) if body else {}
             if not isinstance(data, dict):
@@ -636,7 +638,7 @@ class ODataEmulatorApp:
 
     def _control_route(self, method: str, route: str, scope: Scope, data: dict[str, Any]) -> Answer:
         infobase = self.infobase
-        count = int(data.get("count", 1))
+        count = control_count(data)
         ids = data.get("ids")
         if method == "GET":
             if route == "stats":

@@ -76,7 +76,7 @@ class ODataEmulatorOptions:
     # Basic auth; None accepts any request. User names may be Cyrillic (sent as UTF-8).
     username: str | None = None
     password: str = ""
-    # Required in X-Control-Key by /_control/ when set.
+    # Required in X-Control-Key by /_control/; None switches the controls off.
     control_key: str | None = None
     timezone: str = "Europe/Moscow"
     # "ЦеныНоменклатуры25" (УТ 11.5) or "ЦеныНоменклатуры" (УТ 11.4).

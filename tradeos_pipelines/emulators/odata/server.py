@@ -11,6 +11,7 @@ of the ``/_control/`` endpoints::
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 import httpx
@@ -180,6 +181,8 @@ class ODataEmulatorServer(_Running):
     """
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, **options: Any) -> None:
+        # The controls answer only to the key this wrapper hands its own control client.
+        options.setdefault("control_key", secrets.token_urlsafe(16))
         self.options = ODataEmulatorOptions(**options)
         self.infobase = Infobase(self.options)
         self.host = host
@@ -208,6 +211,7 @@ class ODataEmulatorProcess(_Running):
     """
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, **options: Any) -> None:
+        options.setdefault("control_key", secrets.token_urlsafe(16))
         parsed = ODataEmulatorOptions(**options)  # fail here, not in the child
         self.publication = parsed.publication
         args = ["--host", host, "--port", str(port), *command_line(parsed)]

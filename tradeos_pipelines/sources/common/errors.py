@@ -6,7 +6,8 @@
     ├── OneCValidationError     422 (or 400): 1C refused the request; ``.message`` is 1C's text
     ├── OneCUnavailable         connect errors, timeouts, 429, 5xx that outlived the retries
     ├── CircuitOpenError        the integration's circuit breaker is open; ``.retry_at``
-    └── OneCProtocolError       the answer is not the JSON the contract promises
+    ├── OneCProtocolError       the answer is not the JSON the contract promises
+    └── OneCSettingsError       the stored settings cannot make a request (nothing was sent)
 
 Messages say what 1C said: a plain-text body as is (1C's errors are Russian), an HTML page
 reduced to its ``<title>``, always cut short. Credentials never appear in them.
@@ -117,3 +118,8 @@ class OneCProtocolError(OneCError):
     ) -> None:
         super().__init__(message, integration_id=integration_id, status_code=status_code)
         self.excerpt = excerpt
+
+
+class OneCSettingsError(OneCError):
+    """The integration's stored settings cannot make a request to 1C at all (a credential
+    saved before input was validated that no HTTP header can carry); nothing was sent."""

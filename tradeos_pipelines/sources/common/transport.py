@@ -35,6 +35,7 @@ import httpx
 import redis.asyncio as aioredis
 
 from tradeos_pipelines.core.integration import IntegrationConfig
+from tradeos_pipelines.core.scrub import Scrubber
 from tradeos_pipelines.sources.common.breaker import CircuitBreaker
 from tradeos_pipelines.sources.common.cache import ResponseCache
 from tradeos_pipelines.sources.common.errors import OneCUnavailable, describe_body
@@ -127,6 +128,22 @@ def basic_authorization(username: str, password: str | None) -> str:
     return "Basic " + base64.b64encode(token).decode("ascii")
 
 
+def credentials_scrubber(headers: dict[str, str]) -> Scrubber:
+    """A scrubber of the credentials in ``headers`` (``X-API-Key`` or Basic ``Authorization``).
+
+    The transport stores 1C's words itself (the breaker's ``last_error`` in Redis, shown by
+    the sidecar); a 1C that echoes the credentials must not put them there.
+    """
+    api_key = headers.get("X-API-Key")
+    authorization = headers.get("Authorization", "")
+    basic = None
+    if authorization[:6].lower() == "basic ":
+        decoded = base64.b64decode(authorization[6:]).decode("utf-8", "replace")
+        username, _, password = decoded.partition(":")
+        basic = (username, password)
+    return Scrubber([api_key], basic=basic)
+
+
 def stored_options(config: IntegrationConfig) -> dict[str, Any]:
     """A protocol client's settings from a stored integration: time-outs, zone, cache, and
     calls that retry for the integration's ``retry_budget_seconds``."""
@@ -203,6 +220,7 @@ class OneCTransport:
             transport=transport,
         )
         self._request_log = request_log
+        self._scrub = credentials_scrubber(headers)
         self._sleep = sleep
         self._jitter = jitter
         if breaker is None and redis is not None:
@@ -305,7 +323,7 @@ class OneCTransport:
         self, method: str, path: str, exc: _Retryable, attempts: int, spent: float, why: str
     ) -> NoReturn:
         if self._breaker is not None:
-            await self._breaker.record_failure(exc.cause)
+            await self._breaker.record_failure(self._scrub(exc.cause))
         raise OneCUnavailable(
             f"1C {self.integration_id!r} unavailable: {method} {path} failed {attempts} "
             f"time(s) in {spent:.1f} s ({why}); last: {exc.cause}",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Literal
 
 import httpx
@@ -126,14 +126,19 @@ def request_sync(
     return SyncLaunch(run_ids=run_ids)
 
 
-def waiting_entities(session: Session, integration_id: str) -> set[str]:
-    """Entities of ``integration_id`` with a request the request sensor has not picked yet."""
-    rows = session.scalars(
-        select(SyncRequest.entities).where(
+def waiting_entities(session: Session, integration_id: str) -> dict[str, datetime]:
+    """Entities of ``integration_id`` with a request the request sensor has not picked yet,
+    each with when its newest such request was made."""
+    rows = session.execute(
+        select(SyncRequest.entities, SyncRequest.requested_at).where(
             SyncRequest.integration_id == integration_id, SyncRequest.picked_at.is_(None)
         )
     )
-    return {entity for entities in rows for entity in entities}
+    waiting: dict[str, datetime] = {}
+    for entities, requested_at in rows:
+        for entity in entities:
+            waiting[entity] = max(waiting.get(entity, requested_at), requested_at)
+    return waiting
 
 
 def _queue_request(

@@ -49,7 +49,19 @@ def parse_event_id(value: str) -> str:
 
 
 # Events after which the cached integration health and statistics are out of date.
-INVALIDATING_TYPES = frozenset({"sync.finished", "sync.failed", "integration.status"})
+# A run's start or end changes the queued/running counts of the health snapshot too.
+INVALIDATING_TYPES = frozenset(
+    {
+        "sync.finished",
+        "sync.failed",
+        "integration.status",
+        "integration.changed",
+        "run.started",
+        "run.succeeded",
+        "run.failed",
+        "run.canceled",
+    }
+)
 
 
 def event_frame(channel: str, event_id: str, fields: dict[Any, Any]) -> Frame:

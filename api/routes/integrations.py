@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response, status
 
-from api.core.deps import RedisDep, in_session
+from api.core.deps import RedisDep, RuntimeDep, in_session
 from api.schemas.integration import (
     ConnectionTest,
     IntegrationCreate,
@@ -36,9 +36,11 @@ async def list_integrations() -> IntegrationsPublic:
     status_code=status.HTTP_201_CREATED,
     responses={409: {"description": "The id is taken"}},
 )
-async def create_integration(body: IntegrationCreate) -> IntegrationPublic:
+async def create_integration(body: IntegrationCreate, redis: RedisDep) -> IntegrationPublic:
     """Add a 1C infobase. The answer shows the webhook secret once; later it is ``"***"``."""
-    return await in_session(lambda session: service.create_public(session, body))
+    created = await in_session(lambda session: service.create_public(session, body))
+    await service.announce_changed(redis, created.id, "created")
+    return created
 
 
 @router.get("/{integration_id}", response_model=IntegrationPublic, responses=NOT_FOUND)
@@ -53,40 +55,39 @@ async def update_integration(
     integration_id: str, body: IntegrationUpdate, redis: RedisDep
 ) -> IntegrationPublic:
     """Change fields; credentials given replace the stored ones."""
-    changed = await in_session(
+    updated = await in_session(
         lambda session: service.to_public(service.update_integration(session, integration_id, body))
     )
-    await integration_health.forget(redis, integration_id)
-    return changed
+    await service.announce_changed(redis, integration_id, "updated")
+    return updated
 
 
 @router.delete("/{integration_id}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND)
 async def delete_integration(integration_id: str, redis: RedisDep) -> Response:
     """Delete the integration with its products, stock, orders, logs and conflicts."""
     await in_session(lambda session: service.delete_integration(session, integration_id))
-    # Its cached status would otherwise answer 200 for a deleted integration until it expires.
-    await integration_health.forget(redis, integration_id)
+    await service.announce_changed(redis, integration_id, "deleted")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/{integration_id}/enable", response_model=IntegrationPublic, responses=NOT_FOUND)
 async def enable_integration(integration_id: str, redis: RedisDep) -> IntegrationPublic:
     """Let schedules, sensors and webhooks sync this integration."""
-    changed = await in_session(
+    enabled = await in_session(
         lambda session: service.to_public(service.set_enabled(session, integration_id, True))
     )
-    await integration_health.forget(redis, integration_id)
-    return changed
+    await service.announce_changed(redis, integration_id, "enabled")
+    return enabled
 
 
 @router.post("/{integration_id}/disable", response_model=IntegrationPublic, responses=NOT_FOUND)
 async def disable_integration(integration_id: str, redis: RedisDep) -> IntegrationPublic:
     """Stop scheduled and sensor-driven syncs of this integration."""
-    changed = await in_session(
+    disabled = await in_session(
         lambda session: service.to_public(service.set_enabled(session, integration_id, False))
     )
-    await integration_health.forget(redis, integration_id)
-    return changed
+    await service.announce_changed(redis, integration_id, "disabled")
+    return disabled
 
 
 @router.post(
@@ -115,6 +116,8 @@ async def sync_now(integration_id: str, body: SyncNow, redis: RedisDep) -> SyncL
 
 
 @router.get("/{integration_id}/health", response_model=IntegrationHealth, responses=NOT_FOUND)
-async def integration_health_route(integration_id: str, redis: RedisDep) -> IntegrationHealth:
-    """Last sync per entity, circuit state and error streak (cached for a few seconds)."""
-    return await integration_health.cached_health(redis, integration_id)
+async def integration_health_route(integration_id: str, runtime: RuntimeDep) -> IntegrationHealth:
+    """Last sync per entity, circuit state, error streak, and the Dagster runs queued or
+    running per entity (cached for a few seconds)."""
+    dagster = runtime.watcher.instance if runtime.watcher is not None else None
+    return await integration_health.cached_health(runtime.redis, integration_id, dagster)

@@ -106,6 +106,17 @@ class EntityHealth(BaseModel):
         description="A sync request (webhook, or 'sync now' while Dagster was unreachable) "
         "waits in sync_requests for the Dagster daemon",
     )
+    waiting_since: datetime | None = Field(
+        default=None, description="When the newest such request was made"
+    )
+    queued_runs: int = Field(
+        default=0,
+        description="Dagster runs of this entity queued (not started yet); known when the "
+        "sidecar reads the Dagster instance (DAGSTER_HOME)",
+    )
+    running_runs: int = Field(
+        default=0, description="Dagster runs of this entity started and not finished"
+    )
 
 
 class IntegrationHealth(BaseModel):
@@ -117,5 +128,9 @@ class IntegrationHealth(BaseModel):
     entities: dict[str, EntityHealth]
     circuit: dict[str, Any]
     error_streak: int = Field(description="Consecutive failed syncs, newest first, any entity")
+    dagster_runs: bool = Field(
+        default=False,
+        description="True when queued_runs/running_runs were read from the Dagster instance",
+    )
     checked_at: datetime
     cached: bool = False

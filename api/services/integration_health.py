@@ -1,5 +1,6 @@
 """Operating status of one integration: last sync per entity, circuit, error streak, open
-rejects per entity, and the entities whose sync request still waits for the Dagster daemon.
+rejects per entity, the entities whose sync request still waits for the Dagster daemon, and
+(when the sidecar reads the Dagster instance) the runs queued or running per entity.
 
 Computed from ``sync_logs`` and the 1C client's circuit breaker, then cached in Redis for
 ``health_cache_ttl_seconds`` so dashboards polling many integrations stay cheap.
@@ -8,7 +9,7 @@ Computed from ``sync_logs`` and the 1C client's circuit breaker, then cached in 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 from fastapi.concurrency import run_in_threadpool
@@ -19,10 +20,14 @@ from api.services.logs import sync_log_public
 from api.services.rejects import open_reject_counts
 from tradeos_pipelines.core.integration import IntegrationNotFound
 from tradeos_pipelines.core.settings import get_settings
+from tradeos_pipelines.core.vocabulary import TAG_ENTITY, TAG_INTEGRATION
 from tradeos_pipelines.launch import waiting_entities
 from tradeos_pipelines.sources.common.breaker import circuit_state
 from tradeos_pipelines.storage.database import session_scope
 from tradeos_pipelines.storage.tables import Integration, SyncLog
+
+if TYPE_CHECKING:
+    from dagster import DagsterInstance
 
 # Enough recent syncs to find each entity's last one and a meaningful error streak.
 RECENT_SYNCS = 200
@@ -72,13 +77,14 @@ def _from_database(integration_id: str) -> tuple[bool, dict[str, EntityHealth], 
                 )
             entry.open_rejects = count
         # A request still waiting for the daemon: shown after a reload of the dashboard too.
-        for entity in waiting_entities(session, integration_id):
+        for entity, since in waiting_entities(session, integration_id).items():
             entry = entities.get(entity)
             if entry is None:
                 entry = entities[entity] = EntityHealth(
                     last_sync=None, last_success_at=None, error_streak=0
                 )
             entry.waiting = True
+            entry.waiting_since = since
         overall = 0
         for row in recent:
             if row.status == "running":
@@ -89,15 +95,48 @@ def _from_database(integration_id: str) -> tuple[bool, dict[str, EntityHealth], 
         return integration.enabled, entities, overall
 
 
-async def _circuit(redis: aioredis.Redis, integration_id: str) -> dict[str, Any]:
+def _dagster_runs(instance: DagsterInstance, integration_id: str) -> dict[str, dict[str, int]]:
+    """entity → {"queued": n, "running": n}: this integration's unfinished Dagster runs."""
+    from dagster import DagsterRunStatus, RunsFilter
 
+    kinds = {
+        DagsterRunStatus.QUEUED: "queued",
+        DagsterRunStatus.NOT_STARTED: "queued",
+        DagsterRunStatus.STARTING: "running",
+        DagsterRunStatus.STARTED: "running",
+    }
+    counts: dict[str, dict[str, int]] = {}
+    runs = instance.get_runs(
+        RunsFilter(statuses=list(kinds), tags={TAG_INTEGRATION: integration_id})
+    )
+    for run in runs:
+        entity = run.tags.get(TAG_ENTITY)
+        if entity:
+            entry = counts.setdefault(entity, {"queued": 0, "running": 0})
+            entry[kinds[run.status]] += 1
+    return counts
+
+
+async def _circuit(redis: aioredis.Redis, integration_id: str) -> dict[str, Any]:
+    # The transport scrubs what it gives the breaker (last_error, first_error).
     return await circuit_state(redis, integration_id, namespace=get_settings().redis_namespace)
 
 
-async def compute_health(redis: aioredis.Redis, integration_id: str) -> IntegrationHealth:
-    """The status now (no cache)."""
+async def compute_health(
+    redis: aioredis.Redis, integration_id: str, dagster: DagsterInstance | None = None
+) -> IntegrationHealth:
+    """The status now (no cache); ``dagster`` adds the queued and running runs."""
     enabled, entities, streak = await run_in_threadpool(_from_database, integration_id)
     circuit = await _circuit(redis, integration_id)
+    if dagster is not None:
+        runs = await run_in_threadpool(_dagster_runs, dagster, integration_id)
+        for entity, count in runs.items():
+            entry = entities.get(entity)
+            if entry is None:
+                entry = entities[entity] = EntityHealth(
+                    last_sync=None, last_success_at=None, error_streak=0
+                )
+            entry.queued_runs, entry.running_runs = count["queued"], count["running"]
     if not enabled:
         status = "disabled"
     elif circuit.get("state") == "open":
@@ -115,11 +154,14 @@ async def compute_health(redis: aioredis.Redis, integration_id: str) -> Integrat
         entities=entities,
         circuit=circuit,
         error_streak=streak,
+        dagster_runs=dagster is not None,
         checked_at=datetime.now(UTC),
     )
 
 
-async def cached_health(redis: aioredis.Redis, integration_id: str) -> IntegrationHealth:
+async def cached_health(
+    redis: aioredis.Redis, integration_id: str, dagster: DagsterInstance | None = None
+) -> IntegrationHealth:
     """The status, from the Redis cache when fresh."""
     key = cache_key(integration_id)
     cached = await redis.get(key)
@@ -127,7 +169,7 @@ async def cached_health(redis: aioredis.Redis, integration_id: str) -> Integrati
         health = IntegrationHealth.model_validate_json(cached)
         health.cached = True
         return health
-    health = await compute_health(redis, integration_id)
+    health = await compute_health(redis, integration_id, dagster)
     await redis.set(key, health.model_dump_json(), ex=get_settings().health_cache_ttl_seconds)
     return health
 

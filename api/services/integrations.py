@@ -33,6 +33,7 @@ from api.services import integration_health
 from api.services.endpoint_binding import check_endpoint_binding
 from tradeos_pipelines.core.integration import IntegrationNotFound
 from tradeos_pipelines.core.secrets import decrypt_json, encrypt_json, encrypt_text
+from tradeos_pipelines.event_bus import AsyncRedisEventBus
 from tradeos_pipelines.launch import SyncLaunch, request_sync
 from tradeos_pipelines.storage.database import session_scope
 from tradeos_pipelines.storage.tables import Integration, IntegrationLog
@@ -260,3 +261,15 @@ async def sync_now(
     if launched.request_id is not None:
         await integration_health.forget(redis, integration_id)  # now shows it waiting
     return SyncLaunched(run_ids=launched.run_ids, request_id=launched.request_id)
+
+
+async def announce_changed(redis: aioredis.Redis, integration_id: str, change: str) -> None:
+    """Tell live clients an integration was created, changed, switched or deleted
+    (``integration.changed`` on ``integration_status``): a dashboard re-reads it instead of
+    showing the old name or ``base_url``. Announced after the commit, so a re-read sees it."""
+    await integration_health.forget(redis, integration_id)
+    await AsyncRedisEventBus(redis).publish(
+        "integration_status",
+        "integration.changed",
+        {"integration_id": integration_id, "change": change},
+    )

@@ -5,9 +5,16 @@ from __future__ import annotations
 import time
 
 import dagster as dg
+import httpx
 import pytest
 from dagster._core.events import DagsterEvent, DagsterEventType
 from dagster._core.events.log import EventLogEntry
+from dagster._core.remote_origin import (
+    RegisteredCodeLocationOrigin,
+    RemoteJobOrigin,
+    RemoteRepositoryOrigin,
+)
+from dagster._core.test_utils import create_run_for_test
 
 from tests.api.conftest import start_sidecar
 
@@ -95,3 +102,61 @@ def test_queued_and_canceled_runs_are_announced(watching_sidecar, dagster_instan
     dagster_instance.report_run_canceled(run)
     seen = _run_events(client, run.run_id, ["run.canceled"])
     assert seen["run.canceled"][0]["data"]["status"] == "CANCELED"
+
+
+def _stored_run(instance, job_name, tags, status):
+    """A run stored as the queued run coordinator leaves it (queuing for real needs a code
+    location server)."""
+    origin = RemoteJobOrigin(
+        RemoteRepositoryOrigin(RegisteredCodeLocationOrigin("tradeos_pipelines"), "__repository__"),
+        job_name,
+    )
+    run = create_run_for_test(instance, job_name=job_name, tags=tags, remote_job_origin=origin)
+    event = {
+        dg.DagsterRunStatus.QUEUED: DagsterEventType.RUN_ENQUEUED,
+        dg.DagsterRunStatus.STARTED: DagsterEventType.RUN_START,
+    }[status]
+    instance.run_storage.handle_run_event(run.run_id, DagsterEvent(event.value, job_name=job_name))
+    return instance.get_run_by_id(run.run_id)
+
+
+def test_health_counts_the_runs_dagster_holds_for_each_entity(
+    watching_sidecar, dagster_instance, make_integration, admin_token, db
+):
+    """After a reload the dashboard learns from the snapshot how many runs wait: the sidecar
+    asks the Dagster instance, not only the live events it may have missed."""
+    make_integration("queue-1c")
+    tags = {"tradeos/integration": "queue-1c", "tradeos/entity": "stock"}
+    queued = [
+        _stored_run(dagster_instance, "stock_sync", tags, dg.DagsterRunStatus.QUEUED)
+        for _ in range(3)
+    ]
+    running = _stored_run(
+        dagster_instance,
+        "nomenclature_sync",
+        {**tags, "tradeos/entity": "nomenclature"},
+        dg.DagsterRunStatus.STARTED,
+    )
+    # Another integration's run is not counted.
+    other = _stored_run(
+        dagster_instance,
+        "stock_sync",
+        {**tags, "tradeos/integration": "other-1c"},
+        dg.DagsterRunStatus.QUEUED,
+    )
+    try:
+        with httpx.Client(
+            base_url=watching_sidecar.base_url + "/api/v1",
+            headers={"Authorization": f"Bearer {admin_token}"},
+            timeout=30,
+        ) as api:
+            health = api.get("/integrations/queue-1c/health").json()
+    finally:
+        for run in [*queued, running, other]:  # the instance is the session's
+            dagster_instance.report_run_canceled(run)
+    entities = health["entities"]
+    assert (entities["stock"]["queued_runs"], entities["stock"]["running_runs"]) == (3, 0)
+    assert (entities["nomenclature"]["queued_runs"], entities["nomenclature"]["running_runs"]) == (
+        0,
+        1,
+    )

@@ -219,6 +219,8 @@ def test_slow_client_is_dropped_with_1013_while_fast_one_keeps_receiving(ws_conn
         ("sync_updates", "sync.finished"),
         ("sync_updates", "sync.failed"),
         ("integration_status", "integration.status"),
+        ("integration_status", "integration.changed"),
+        ("runs", "run.succeeded"),
     ],
 )
 def test_sync_end_and_status_events_clear_cached_health_and_stats(
@@ -241,3 +243,34 @@ def test_sync_end_and_status_events_clear_cached_health_and_stats(
         time.sleep(0.05)
     assert redis_client.exists(health_key, stats_key) == 0
     assert redis_client.exists(other_health) == 1  # another integration's health stays
+
+
+def test_a_changed_integration_is_announced(api, ws_connect):
+    """A dashboard must not keep showing the old base_url after a PATCH through the API."""
+    client = ws_connect("integration_status")
+    client.recv_type("welcome")
+    created = api.post(
+        "/integrations",
+        json={
+            "id": "main-1c",
+            "name": "1С",
+            "base_url": "http://1c.example/trade",
+            "auth_type": "api_key",
+            "api_key": "k" * 16,
+        },
+    )
+    assert created.status_code == 201, created.text
+    assert (
+        api.patch(
+            "/integrations/main-1c",
+            json={"base_url": "http://1c-new.example/trade", "api_key": "n" * 16},
+        ).status_code
+        == 200
+    )
+    assert api.post("/integrations/main-1c/disable").status_code == 200
+    assert api.delete("/integrations/main-1c").status_code == 204
+    events = client.events(4)
+    assert [(e["type"], e["data"]) for e in events] == [
+        ("integration.changed", {"integration_id": "main-1c", "change": change})
+        for change in ("created", "updated", "disabled", "deleted")
+    ]

@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 import pytest
 from dagster import (
     AssetCheckEvaluation,
+    AssetCheckKey,
+    DagsterEventType,
     DagsterInstance,
     build_run_status_sensor_context,
     materialize,
@@ -67,7 +69,14 @@ def test_products_then_stock_per_partition(
     assert meta["status"] == log.status == "success"
     assert {k: meta[k] for k in COUNTS} == {k: getattr(log, k) for k in COUNTS}
     assert meta["created"] > 0 and meta["sync_version"] == log.sync_version
-    assert meta["full"] is True  # the first sync of an integration is a full pass
+    # The first sync of an integration reads everything though nobody asked for a full pass:
+    # the tag and the metadata say what was asked, full_read what happened, and why.
+    assert products.dagster_run.tags.get("tradeos/full") is None
+    assert (meta["full_requested"], meta["full_read"]) == (False, True)
+    assert meta["full_read_reason"] == "no watermark yet: the first sync reads everything"
+    assert meta["dashboard"] == (
+        f"http://127.0.0.1:8000/dashboard/?integration=main-1c&operation={log.id}"
+    )
     assert isinstance(meta["duration_s"], float)
     count = session.scalar(
         select(func.count()).select_from(Product).where(Product.integration_id == "main-1c")
@@ -82,7 +91,9 @@ def test_products_then_stock_per_partition(
 
     again = run(instance, tradeos, [tradeos_products], "main-1c")
     again_meta = metadata_of(again, "tradeos__products")
-    assert again_meta["created"] == 0 and again_meta["full"] is False
+    assert again_meta["created"] == 0
+    assert (again_meta["full_requested"], again_meta["full_read"]) == (False, False)
+    assert "full_read_reason" not in again_meta
 
     stock = run(
         instance,
@@ -93,7 +104,9 @@ def test_products_then_stock_per_partition(
     )
     assert stock.success
     stock_meta = metadata_of(stock, "tradeos__stock")
-    assert stock_meta["full"] is True and stock_meta["fetched"] > 0
+    assert stock.dagster_run.tags["tradeos/full"] == "true"
+    assert (stock_meta["full_requested"], stock_meta["full_read"]) == (True, True)
+    assert "full_read_reason" not in stock_meta and stock_meta["fetched"] > 0
     assert session.scalar(select(func.count()).select_from(Stock)) > 0
     checks = checks_of(stock)
     assert checks["no_negative_available_stock"].passed
@@ -186,3 +199,34 @@ def test_failing_runs_raise_an_alert_after_the_streak(
     assert event["data"]["integration_id"] == "dead-1c"
     assert event["data"]["entity"] == "nomenclature" and event["data"]["failures"] == 3
     assert "test-key" not in str(event)
+
+
+def test_a_failed_sync_leaves_the_data_checks_not_evaluated(
+    instance, tradeos, partitions, make_integration, emulator, no_run_retries
+) -> None:
+    """1C unreachable is not bad data: the stock checks say "not evaluated", never failed."""
+    make_integration("dead-1c", base_url=f"http://127.0.0.1:{find_free_port()}/trade")
+    partitions("dead-1c")
+    result = run(instance, tradeos, [tradeos_stock], "dead-1c", raise_on_error=False)
+    assert not result.success
+    failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
+    link = failure.metadata["dashboard"].value
+    assert link.startswith("http://127.0.0.1:8000/dashboard/?integration=dead-1c&operation=")
+    evaluations = [
+        entry.dagster_event.event_specific_data
+        for entry in instance.all_logs(
+            result.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION
+        )
+    ]
+    checks = {e.check_name: e for e in evaluations}
+    assert sorted(checks) == ["no_negative_available_stock", "stock_rows_have_known_product"]
+    for check in checks.values():
+        assert (check.passed, check.severity.value) == (True, "WARN")
+        assert check.description.startswith("not evaluated: the sync failed, no data was written")
+        assert check.metadata["evaluated"].value is False
+    # What the UI reads: every planned check of the run resolved, none as a failed execution.
+    for name in checks:
+        (record,) = instance.event_log_storage.get_asset_check_execution_history(
+            AssetCheckKey(tradeos_stock.key, name), limit=1
+        )
+        assert record.status.value == "SUCCEEDED"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import date, timedelta
 from pathlib import Path
 
 from dagster import (
@@ -16,7 +17,7 @@ from dagster import (
     MultiPartitionsDefinition,
 )
 
-from tradeos_pipelines.core.settings import PROJECT_ROOT
+from tradeos_pipelines.core.settings import PROJECT_ROOT, Settings, today_in_schedule_timezone
 from tradeos_pipelines.definitions import defs
 
 
@@ -66,6 +67,12 @@ def test_asset_graph_and_partitions() -> None:
     assert isinstance(dims["integration"], DynamicPartitionsDefinition)
     assert isinstance(dims["date"], DailyPartitionsDefinition)
     assert dims["date"].timezone == "Europe/Moscow"
+    # Days from the first of the previous month, not years of "Missing" partitions.
+    today = today_in_schedule_timezone()
+    keys = dims["date"].get_partition_keys()
+    first = (today.replace(day=1) - timedelta(days=1)).replace(day=1)
+    assert keys[0] == first.isoformat() and keys[-1] == today.isoformat()
+    assert len(keys) == (today - first).days + 1
 
     checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
     assert checks == {
@@ -74,6 +81,26 @@ def test_asset_graph_and_partitions() -> None:
         ("tradeos/products", "product_count_matches_onec_total"),
         ("onec/order_export", "no_orders_stuck_in_export_failed"),
     }
+
+
+def test_orders_partitions_start_is_a_setting(dagster_home: Path) -> None:
+    """TRADEOS_ORDERS_PARTITIONS_START moves the first day; the keys keep their form."""
+    probe = (
+        "from tradeos_pipelines.defs.partitions import order_days_partitions_def as d;"
+        "keys = d.get_partition_keys(); print(keys[0], len(keys) > 300)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "TRADEOS_ORDERS_PARTITIONS_START": "2025-01-01"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.stdout.split() == ["2025-01-01", "True"], result.stderr
+    settings = Settings(orders_partitions_start=None)
+    assert settings.orders_partitions_start_date(date(2026, 3, 15)) == date(2026, 2, 1)
+    assert settings.orders_partitions_start_date(date(2026, 1, 1)) == date(2025, 12, 1)
 
 
 def test_jobs_schedules_and_sensors() -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 
+import pytest
 from dagster import (
     DagsterRunStatus,
     SensorResult,
@@ -26,6 +28,7 @@ from tradeos_pipelines.launch import request_sync
 from tradeos_pipelines.storage.tables import SyncRequest, SyncState
 
 PAST_EVERYTHING = datetime(2026, 1, 1, tzinfo=UTC)  # later than every generated 1C row
+SINCE_SHOWN = "2026-01-01 03:00:00 MSK"  # that moment as skip reasons show it
 
 
 def context(instance, tradeos, cursor=None, name=None):
@@ -164,7 +167,9 @@ def test_change_sensor_requests_only_what_changed(
 
     quiet = onec_change_sensor(context(instance, tradeos, name="onec_changes"))
     assert not quiet.run_requests
-    assert "no changes" in quiet.skip_reason.skip_message
+    assert quiet.skip_reason.skip_message == (
+        f"main-1c: no changes in 1C since {SINCE_SHOWN} (nomenclature, stock, orders)"
+    )
 
     emulator.control.change_items(2)
     changed = onec_change_sensor(context(instance, tradeos, cursor=quiet.cursor))
@@ -174,7 +179,10 @@ def test_change_sensor_requests_only_what_changed(
     request = changed.run_requests[0]
     assert request.tags["tradeos/source"] == "change"
     cursor = json.loads(changed.cursor)
-    assert cursor["main-1c"]["nomenclature"]["watermark"] == PAST_EVERYTHING.isoformat()
+    assert cursor["format"] == 2
+    entry = cursor["requested"]["main-1c"]["nomenclature"]
+    assert entry["watermark"] == PAST_EVERYTHING.isoformat()
+    assert datetime.fromisoformat(entry["requested_at"]).tzinfo is not None
 
     # The same change is not requested again while its run waits in the queue …
     submit(instance, request, "onec_changes")
@@ -203,7 +211,7 @@ def test_change_sensor_sees_a_change_made_after_a_failed_run(
     # The same change is not requested again at the next tick …
     again = onec_change_sensor(context(instance, tradeos, cursor=first.cursor))
     assert again.run_requests == []
-    assert again.skip_reason.skip_message == "no changes in 1C since the watermarks"
+    assert again.skip_reason.skip_message.startswith("main-1c: no changes in 1C since 20")
 
     # … but a change made in 1C after the failed run is, at once.
     emulator.control.change_items(1)
@@ -211,11 +219,10 @@ def test_change_sensor_sees_a_change_made_after_a_failed_run(
     assert [(r.job_name, r.partition_key) for r in new_change.run_requests] == [
         ("nomenclature_sync", "main-1c")
     ]
-    cursor = json.loads(new_change.cursor)["main-1c"]["nomenclature"]
+    cursor = json.loads(new_change.cursor)["requested"]["main-1c"]["nomenclature"]
     assert cursor["watermark"] == PAST_EVERYTHING.isoformat()
-    assert (
-        cursor["requested_at"] > json.loads(first.cursor)["main-1c"]["nomenclature"]["requested_at"]
-    )
+    first_at = json.loads(first.cursor)["requested"]["main-1c"]["nomenclature"]["requested_at"]
+    assert datetime.fromisoformat(cursor["requested_at"]) > datetime.fromisoformat(first_at)
     # And it is not re-requested in a loop either.
     after = onec_change_sensor(context(instance, tradeos, cursor=new_change.cursor))
     assert after.run_requests == []
@@ -234,8 +241,38 @@ def test_change_sensor_skips_a_1c_that_is_down(
     result = onec_change_sensor(context(instance, tradeos))
     # The live integration still gets its run; the dead one is named in the log, not fatal.
     assert [r.partition_key for r in result.run_requests] == ["main-1c"]
-    assert "dead-1c" not in json.loads(result.cursor)
+    assert "dead-1c" not in json.loads(result.cursor)["requested"]
 
     only_dead = onec_change_sensor(context(instance, tradeos, cursor=result.cursor))
     assert not only_dead.run_requests
     assert "dead-1c: 1C unreachable" in only_dead.skip_reason.skip_message
+
+
+def test_change_sensor_reads_a_cursor_of_the_first_format(
+    instance, tradeos, session, partitions, make_integration, emulator
+) -> None:
+    """A cursor written before the readable format (epoch seconds, integrations at the top)
+    still stops the same change from being requested twice."""
+    make_integration("main-1c", base_url=emulator.base_url)
+    partitions("main-1c")
+    set_watermarks(session, "main-1c", PAST_EVERYTHING)
+    emulator.control.change_items(2)
+    # Requested "in a minute": 1C is asked only for rows changed after it, so the change above
+    # is taken as that request's business; a cursor not understood would request it again.
+    requested_at = time.time() + 60
+    old = json.dumps(
+        {
+            "main-1c": {
+                "nomenclature": {
+                    "watermark": PAST_EVERYTHING.isoformat(),
+                    "requested_at": requested_at,
+                }
+            }
+        }
+    )
+    result = onec_change_sensor(context(instance, tradeos, cursor=old))
+    assert result.run_requests == []
+    stored = json.loads(result.cursor)["requested"]["main-1c"]["nomenclature"]
+    assert datetime.fromisoformat(stored["requested_at"]).timestamp() == pytest.approx(
+        requested_at, abs=0.001
+    )

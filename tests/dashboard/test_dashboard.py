@@ -177,7 +177,7 @@ def test_integrations_charts_and_operations_render(
 
     main = card(page, "main-1c")
     expect(main.locator("h3")).to_have_text("Основная база 1С")
-    expect(main.locator(".badge")).to_have_text("Ожидание")
+    expect(main.locator(".badge")).to_have_text("Нет активных запусков")
     expect(main.locator('tr[data-entity="nomenclature"] td')).to_have_text(re.compile("назад"))
     branch = card(page, "branch-spb")
     expect(branch.locator(".badge")).to_have_text("Ошибка")
@@ -315,7 +315,7 @@ def test_status_follows_sync_events_live(
     login(page, sidecar, admin_token)
     page.evaluate("window.__notReloaded = true")
     main = card(page, "main-1c")
-    expect(main.locator(".badge")).to_have_text("Ожидание")
+    expect(main.locator(".badge")).to_have_text("Не запускалась")
     expect(main.locator('tr[data-entity="nomenclature"] td')).to_have_text("никогда")
 
     event = {"integration_id": "main-1c", "entity": "nomenclature", "run_id": "run-1"}
@@ -331,7 +331,7 @@ def test_status_follows_sync_events_live(
     started = datetime.now(UTC) - timedelta(seconds=20)
     add_sync_log("main-1c", "nomenclature", started_at=started, seconds=19, fetched=10000)
     bus.publish("sync_updates", "sync.finished", {**event, "status": "success", "fetched": 10000})
-    expect(main.locator(".badge")).to_have_text("Ожидание")
+    expect(main.locator(".badge")).to_have_text("Нет активных запусков")
     expect(main.locator(".progress")).to_be_hidden()
     expect(main.locator('tr[data-entity="nomenclature"] td')).to_have_text("только что")
     # The end of a sync refreshes the operations list and the charts too.
@@ -349,7 +349,10 @@ def test_status_follows_sync_events_live(
             "sync_updates", "sync.failed", {**event, "entity": "stock", "error": "HTTP 503 от 1С"}
         )
     expect(main.locator(".badge")).to_have_text("Ошибка")
-    expect(main.locator(".problem")).to_have_text("Остатки: HTTP 503 от 1С")
+    expect(main.locator(".problem .explain")).to_have_text(
+        "Остатки: 1С вернула ошибку сервера (HTTP 503)."
+    )
+    expect(main.locator(".problem .original code")).to_have_text("HTTP 503 от 1С")
     expect(page.locator("#ops-body tr.failed")).to_have_count(1)
     # The re-read snapshot agrees with the event: the failed log row makes it "failing".
     snapshot = reread.value.json()
@@ -375,7 +378,7 @@ def test_a_real_engine_sync_shows_live(
     page = browser_page.page
     login(page, sidecar, admin_token)
     main = card(page, "main-1c")
-    expect(main.locator(".badge")).to_have_text("Ожидание")
+    expect(main.locator(".badge")).to_have_text("Не запускалась")
     # Record every status and progress text the card shows while the sync runs.
     main.evaluate(
         """card => {
@@ -391,7 +394,7 @@ def test_a_real_engine_sync_shows_live(
 
     assert result.status == "success" and result.fetched > 0
     expect(main.locator('tr[data-entity="nomenclature"] td')).to_have_text("только что")
-    expect(main.locator(".badge")).to_have_text("Ожидание")
+    expect(main.locator(".badge")).to_have_text("Нет активных запусков")
     seen = page.evaluate("window.__seen")
     assert any(text.startswith("Синхронизация") for text in seen), seen
     assert any(" из " in text for text in seen), seen
@@ -438,7 +441,7 @@ def test_circuit_open_and_alerts_stand_out(
 
     # 1C answers again: the card recovers; the alert event stays until dismissed.
     in_thread(asyncio.run, trip_breaker(0, then_recover=True))
-    expect(main.locator(".badge")).to_have_text("Ожидание")
+    expect(main.locator(".badge")).to_have_text("Не запускалась")
     expect(page.locator("#alert-list li")).to_have_count(1)
     page.click("#alerts-dismiss")
     expect(page.locator("#alerts")).to_be_hidden()
@@ -461,7 +464,7 @@ def test_sync_now_from_the_page(
     # Dagster's webserver is unreachable in this test, so the request waits in sync_requests
     # for the request sensor: the documented fallback, and the page says it was accepted.
     expect(main.locator(".result")).to_have_attribute("data-kind", "ok")
-    expect(main.locator(".badge")).to_have_text("В очереди")
+    expect(main.locator(".badge")).to_have_text("В очереди: 3")
     with Session(get_engine(db)) as s:
         request = s.scalars(select(SyncRequest)).one()
     assert request.integration_id == "main-1c"
@@ -471,7 +474,7 @@ def test_sync_now_from_the_page(
     page.reload()
     expect(page.locator("#live")).to_have_text("Онлайн")  # subscribed again before publishing
     main = card(page, "main-1c")
-    expect(main.locator(".badge")).to_have_text("В очереди")
+    expect(main.locator(".badge")).to_have_text("В очереди: 3")
     expect(main.locator(".result")).to_be_hidden()  # a fresh page: no message from the click
 
     # The engine picks the request up and reports as it goes.
@@ -482,7 +485,7 @@ def test_sync_now_from_the_page(
     bus.publish("sync_updates", "sync.finished", {**event, "status": "success"})
     expect(main.locator('tr[data-entity="stock"] td')).to_have_text("только что")
     # Nomenclature and orders of the same request have not started: still queued, not idle.
-    expect(main.locator(".badge")).to_have_text("В очереди")
+    expect(main.locator(".badge")).to_have_text("В очереди: 2")
     assert browser_page.errors == []
 
 
@@ -507,7 +510,7 @@ def test_enable_disable_and_test_connection(
     with Session(get_engine(db)) as s:
         assert s.get(Integration, "main-1c").enabled is False
     main.get_by_role("button", name="Включить").click()
-    expect(main.locator(".badge")).to_have_text("Ожидание")
+    expect(main.locator(".badge")).to_have_text("Не запускалась")
     with Session(get_engine(db)) as s:
         assert s.get(Integration, "main-1c").enabled is True
 

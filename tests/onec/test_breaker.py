@@ -148,6 +148,8 @@ async def test_failed_probe_reopens_and_successful_probe_closes(breaker, clock, 
         "opened_at": None,
         "retry_at": None,
         "last_error": None,
+        "first_error": None,
+        "base_url": None,
     }
     assert await breaker.admit() is False
 
@@ -178,3 +180,69 @@ async def test_breaker_keys_use_the_session_namespace(breaker, aredis):
     namespace = get_settings().redis_namespace
     assert namespace.startswith("tradeos-test-")
     assert await aredis.exists(f"{namespace}:onec:breaker:main-1c") == 1
+
+
+async def test_a_refusal_leads_with_the_first_cause_and_names_the_1c_url(clock, aredis):
+    # A query string may carry a token: the address is named without it.
+    breaker = CircuitBreaker(
+        aredis,
+        "main-1c",
+        failure_threshold=2,
+        cooldown_seconds=30,
+        publisher=AsyncRedisEventBus(aredis),
+        clock=clock,
+        base_url="http://1c.example:8080/trade/?token=s3cret",
+    )
+    await breaker.record_failure("ConnectError: connection refused")
+    await breaker.record_failure("HTTP 503: Service Unavailable")
+    with pytest.raises(CircuitOpenError) as refused:
+        await breaker.admit()
+    assert str(refused.value) == (
+        "ConnectError: connection refused — 1C http://1c.example:8080/trade ('main-1c'): "
+        "circuit open after 2 failures in a row; calls are refused until "
+        "2027-01-15T08:00:30+00:00"
+    )
+    assert refused.value.first_error == "ConnectError: connection refused"
+    state = await circuit_state(aredis, "main-1c")
+    assert (state["first_error"], state["last_error"], state["base_url"]) == (
+        "ConnectError: connection refused",
+        "HTTP 503: Service Unavailable",
+        "http://1c.example:8080/trade",
+    )
+    (alert,) = await events(aredis, "alerts")
+    assert alert["data"]["message"] == (
+        "1C «main-1c» (http://1c.example:8080/trade) не отвечает: 2 ошибок подряд, запросы "
+        "приостановлены до 2027-01-15T08:00:30.000+00:00. "
+        "Первая ошибка: ConnectError: connection refused"
+    )
+    (opened,) = await events(aredis, "integration_status")
+    assert opened["data"]["first_error"] == "ConnectError: connection refused"
+    # A failed probe reopens it; the streak's first cause still leads.
+    clock.now += 30
+    assert await breaker.admit() is True
+    await breaker.record_failure("ReadTimeout")
+    with pytest.raises(CircuitOpenError, match=r"^ConnectError: connection refused — 1C http"):
+        await breaker.admit()
+
+
+async def test_the_client_names_its_base_url_when_refused(
+    emulator, make_client, aredis, monkeypatch
+):
+    from tradeos_pipelines.core.settings import get_settings
+
+    monkeypatch.setenv("TRADEOS_BREAKER_FAILURE_THRESHOLD", "2")
+    get_settings.cache_clear()
+    emulator.control.inject_fault("503", count=100)
+    try:
+        async with make_client(emulator, redis=aredis) as client:
+            for _ in range(2):
+                with pytest.raises(OneCUnavailable):
+                    await client.health()
+            with pytest.raises(CircuitOpenError) as refused:
+                await client.health()
+    finally:
+        get_settings.cache_clear()
+    first = (await circuit_state(aredis, "main-1c"))["first_error"]
+    assert first.startswith("HTTP 503")
+    assert str(refused.value).startswith(f"{first} — 1C {emulator.base_url} ('main-1c'): ")
+    assert "test-key" not in str(refused.value)

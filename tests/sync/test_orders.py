@@ -16,6 +16,8 @@ from tradeos_pipelines.engine import (
 )
 
 MOSCOW = ZoneInfo("Europe/Moscow")
+# Orders the emulators' 1C holds that were entered there, not sent by TradeOS.
+OWN_ORDERS_IN_1C = {"http_service": 10, "odata": 5}
 DAY = date(2026, 11, 20)
 
 
@@ -145,7 +147,9 @@ def test_statuses_come_back_from_1c(catalogue, onec, sql, bus):
     order_id = _order(sql)
     export_orders(catalogue, DAY, publisher=bus)
     first = sync_order_statuses(catalogue, DAY, publisher=bus)
-    assert first.full and first.unchanged == 1
+    # The exported order and 1C's own orders: nothing to change in TradeOS.
+    read = 1 + OWN_ORDERS_IN_1C[onec.protocol]
+    assert first.full and (first.fetched, first.unchanged) == (read, read)
 
     onec_id = str(_state(sql, order_id).onec_id)
     status = onec.set_order_status(onec_id)
@@ -206,3 +210,19 @@ def test_day_widens_the_read_window_to_the_start_of_that_day(catalogue, sql, bus
     assert sync_order_statuses(catalogue, None, publisher=bus).fetched == 0
     wide = sync_order_statuses(catalogue, date(2025, 6, 1), publisher=bus)
     assert wide.fetched == 10
+
+
+def test_status_counters_add_up_to_the_rows_read(catalogue, onec, sql, bus):
+    """Orders entered in 1C directly have no TradeOS order to update: they count as unchanged,
+    so fetched = created + updated + unchanged + rejected (the Dagster UI showed 250 fetched
+    and all zeros)."""
+    order_id = _order(sql)
+    export_orders(catalogue, DAY, publisher=bus)
+    onec.set_order_status(str(_state(sql, order_id).onec_id))
+
+    result = sync_order_statuses(catalogue, None, publisher=bus)
+
+    own = OWN_ORDERS_IN_1C[onec.protocol]
+    assert sql("SELECT count(*) FROM orders")[0][0] == 1
+    assert (result.fetched, result.created, result.updated, result.rejected) == (1 + own, 0, 1, 0)
+    assert result.unchanged == own

@@ -7,7 +7,7 @@ working directory. A missing or malformed value stops start-up with one line tha
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     # (default: dagster_url). Set them when a proxy publishes either under another address.
     public_ws_url: str | None = None
     public_dagster_url: str | None = None
+    # Where operators open the dashboard; Dagster materializations link to their operation
+    # there (default: http://api_host:api_port/dashboard/).
+    public_dashboard_url: str | None = None
     # Host names the Dagster UI answers besides loopback (DNS rebinding guard), e.g. the
     # compose service name or the name a proxy publishes it under.
     dagster_allowed_hosts: list[str] = Field(default_factory=list)
@@ -76,6 +79,10 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)
 
     schedule_timezone: str = "Europe/Moscow"
+    # First day of the orders' daily partitions (YYYY-MM-DD). Unset: the first day of the
+    # previous month, so the Dagster UI lists a month or two of days, not years of "Missing"
+    # ones. Set it earlier to backfill older days; later keys stay the same either way.
+    orders_partitions_start: date | None = None
     change_sensor_interval_seconds: int = Field(60, ge=5)
     request_sensor_interval_seconds: int = Field(5, ge=1)
     # Dagster schedule crons (in schedule_timezone); tests set "* * * * *" to see a tick soon.
@@ -191,6 +198,19 @@ class Settings(BaseSettings):
                 "an embedded Redis, or point it at a server)"
             )
         return self.redis_url
+
+    def dashboard_url(self) -> str:
+        """The dashboard as operators reach it (no trailing slash)."""
+        if self.public_dashboard_url:
+            return self.public_dashboard_url.rstrip("/")
+        return f"http://{self.api_host}:{self.api_port}/dashboard"
+
+    def orders_partitions_start_date(self, today: date) -> date:
+        """The first day of the orders' daily partitions (see ``orders_partitions_start``)."""
+        if self.orders_partitions_start is not None:
+            return self.orders_partitions_start
+        first_of_month = today.replace(day=1)
+        return (first_of_month - timedelta(days=1)).replace(day=1)
 
     def require_secret_key(self) -> str:
         """The Fernet key that encrypts 1C credentials."""

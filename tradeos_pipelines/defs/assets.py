@@ -7,7 +7,13 @@ Lineage as the UI draws it::
 
 ``onec/nomenclature``, ``onec/stock``, ``onec/orders`` and ``tradeos/orders`` are external: 1C
 and TradeOS change them, Dagster only reads them. Every materialization reports what the
-engine did (the ``sync_logs`` row it wrote), so the UI answers "what did this sync change?".
+engine did (the ``sync_logs`` row it wrote), so the UI answers "what did this sync change?",
+with a link to that operation on the dashboard.
+
+``tradeos/full`` on a run says what was *requested* (it also picks the full-sync queue, before
+the run starts). The engine reads everything anyway when it has no watermark yet (a first
+sync), so the metadata reports both: ``full_requested`` (the tag) and ``full_read`` (what the
+engine did), with ``full_read_reason`` when they differ.
 """
 
 # No `from __future__ import annotations`: Dagster reads the config and resource annotations
@@ -16,24 +22,29 @@ engine did (the ``sync_logs`` row it wrote), so the UI answers "what did this sy
 from collections.abc import Callable
 from datetime import date
 from typing import Any
+from urllib.parse import urlencode
 
 from dagster import (
+    AssetCheckEvaluation,
+    AssetCheckSeverity,
     AssetExecutionContext,
     AssetSpec,
     Config,
+    DagsterEventType,
     MaterializeResult,
     MetadataValue,
     asset,
 )
 from pydantic import Field
 
+from tradeos_pipelines.core.settings import get_settings
 from tradeos_pipelines.core.vocabulary import ROW_COUNTERS, TAG_FULL
 from tradeos_pipelines.defs.partitions import (
     integration_partitions_def,
     orders_partitions_def,
 )
 from tradeos_pipelines.defs.resources import TradeOSResource
-from tradeos_pipelines.defs.retries import retry_or_fail
+from tradeos_pipelines.defs.retries import retry_or_fail, will_retry
 from tradeos_pipelines.engine import (
     SyncFailed,
     SyncResult,
@@ -98,7 +109,13 @@ def _order_partition(context: AssetExecutionContext) -> tuple[str, date]:
     return dims["integration"], date.fromisoformat(dims["date"])
 
 
-def _report(result: SyncResult) -> MaterializeResult:
+def dashboard_link(integration_id: str, sync_log_id: int) -> str:
+    """The dashboard's view of one operation (a ``sync_logs`` row); the page opens it."""
+    query = urlencode({"integration": integration_id, "operation": sync_log_id})
+    return f"{get_settings().dashboard_url()}/?{query}"
+
+
+def _report(result: SyncResult, full_requested: bool) -> MaterializeResult:
     """The engine's counts as materialization metadata (the same numbers as ``sync_logs``)."""
     metadata: dict[str, Any] = {
         "status": result.status,
@@ -106,11 +123,42 @@ def _report(result: SyncResult) -> MaterializeResult:
         "duration_s": MetadataValue.float(float(result.duration_s)),
         "sync_version": result.sync_version,
         "sync_log_id": result.sync_log_id,
-        "full": result.full,
+        "full_requested": full_requested,
+        "full_read": result.full,
+        "dashboard": MetadataValue.url(dashboard_link(result.integration_id, result.sync_log_id)),
     }
+    if result.full and not full_requested:
+        metadata["full_read_reason"] = "no watermark yet: the first sync reads everything"
     if result.onec_total is not None:
         metadata["onec_total"] = result.onec_total
     return MaterializeResult(metadata=metadata)
+
+
+def _checks_not_evaluated(context: AssetExecutionContext, failed: SyncFailed) -> None:
+    """Resolve this asset's planned checks as "not evaluated: the sync failed".
+
+    A failed run marks the checks it planned but never ran as failed executions, red as if
+    the data were wrong; a sync that failed wrote nothing, so there is nothing new to judge.
+    """
+    planned = context.instance.get_records_for_run(
+        context.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED
+    ).records
+    for record in planned:
+        event = record.event_log_entry.dagster_event
+        check = event.event_specific_data if event is not None else None
+        if check is None or check.asset_key != context.asset_key:
+            continue
+        context.log_event(
+            AssetCheckEvaluation(
+                asset_key=check.asset_key,
+                check_name=check.check_name,
+                passed=True,
+                severity=AssetCheckSeverity.WARN,
+                description=f"not evaluated: the sync failed, no data was written ({failed})",
+                metadata={"evaluated": False, "sync_log_id": failed.sync_log_id},
+                partition=context.partition_key,
+            )
+        )
 
 
 def _run_sync(
@@ -119,10 +167,13 @@ def _run_sync(
     *args: Any,
     context: AssetExecutionContext,
     tradeos: TradeOSResource,
+    full: bool | None = None,
     **kwargs: Any,
 ) -> MaterializeResult:
     """Call one engine function for this run's partition and report what it did."""
     integration_id = args[0]
+    if full is not None:
+        kwargs["full"] = full
     with tradeos.event_bus() as bus:
         try:
             result = sync(
@@ -135,8 +186,16 @@ def _run_sync(
         except SyncFailed as exc:
             # sync_logs already says "failed" with the reason; the UI shows the same sentence.
             # A transient failure (1C down past its retry budget, circuit open) is retried.
-            retry_or_fail(context, f"{what} sync of {integration_id!r} failed: {exc}", exc)
-    return _report(result)
+            if not will_retry(context, exc):
+                _checks_not_evaluated(context, exc)
+            link = MetadataValue.url(dashboard_link(integration_id, exc.sync_log_id))
+            retry_or_fail(
+                context,
+                f"{what} sync of {integration_id!r} failed: {exc}",
+                exc,
+                metadata={"dashboard": link},
+            )
+    return _report(result, full_requested=bool(full))
 
 
 @asset(

@@ -11,18 +11,20 @@ from dagster import (
     MultiPartitionsDefinition,
 )
 
-from tradeos_pipelines.core.settings import get_settings
+from tradeos_pipelines.core.settings import get_settings, today_in_schedule_timezone
 from tradeos_pipelines.core.vocabulary import INTEGRATION_PARTITIONS
 
 # Keys are integration ids (slugs); the partition sensor keeps them equal to `integrations`.
 integration_partitions_def = DynamicPartitionsDefinition(name=INTEGRATION_PARTITIONS)
 
-# Orders before this day are not offered for backfill (TradeOS started exporting in 2025).
-ORDERS_START_DATE = "2025-01-01"
+# The first day offered (TRADEOS_ORDERS_PARTITIONS_START, default the first day of the previous
+# month): a start far in the past made the UI list hundreds of "Missing" days per integration.
+# Moving the start changes which days are listed, never a key's form ("<day>|<integration>").
+ORDERS_START_DATE = get_settings().orders_partitions_start_date(today_in_schedule_timezone())
 
 # `end_offset=1` makes today's partition exist: the 15-minute schedule exports today's orders.
 order_days_partitions_def = DailyPartitionsDefinition(
-    start_date=ORDERS_START_DATE,
+    start_date=ORDERS_START_DATE.isoformat(),
     timezone=get_settings().schedule_timezone,
     end_offset=1,
 )

@@ -11,7 +11,7 @@ many rejected rows) fails the run at once: repeating it would fail the same way.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from dagster import AssetExecutionContext, Failure, RetryRequested
 
@@ -31,12 +31,22 @@ def run_retry_wait(failed: SyncFailed, retry_number: int, base: float, now: date
     return min(wait, MAX_RUN_RETRY_WAIT_S)
 
 
-def retry_or_fail(context: AssetExecutionContext, description: str, failed: SyncFailed) -> NoReturn:
+def will_retry(context: AssetExecutionContext, failed: SyncFailed) -> bool:
+    """Whether :func:`retry_or_fail` asks Dagster to run the step again."""
+    return failed.transient and context.retry_number < get_settings().run_retries
+
+
+def retry_or_fail(
+    context: AssetExecutionContext,
+    description: str,
+    failed: SyncFailed,
+    metadata: dict[str, Any] | None = None,
+) -> NoReturn:
     """Raise :class:`RetryRequested` for a transient failure with retries left, else
-    :class:`Failure` with ``description`` (what the UI shows)."""
+    :class:`Failure` with ``description`` (what the UI shows) and ``metadata``."""
     settings = get_settings()
     retries = settings.run_retries
-    if failed.transient and context.retry_number < retries:
+    if will_retry(context, failed):
         wait = run_retry_wait(
             failed, context.retry_number, settings.run_retry_delay_seconds, datetime.now(UTC)
         )
@@ -50,4 +60,4 @@ def retry_or_fail(context: AssetExecutionContext, description: str, failed: Sync
         raise RetryRequested(max_retries=retries, seconds_to_wait=wait) from failed
     if failed.transient:
         description += f" (gave up after {retries} run retries)"
-    raise Failure(description=description) from failed
+    raise Failure(description=description, metadata=metadata) from failed

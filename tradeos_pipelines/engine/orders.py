@@ -335,11 +335,13 @@ def _read_orders(
 def _apply_statuses(cur: Cursor, sync: SyncRun) -> None:
     params = {"integration": sync.integration_id}
     cur.execute(_PLAN_SQL, params)
-    cur.execute("SELECT count(*) FROM plan_orders")
-    matched = cur.fetchone()[0]
     cur.execute(_UPDATE_SQL, params)
     sync.counts.updated = cur.rowcount
-    sync.counts.unchanged = matched - cur.rowcount
+    # Every other row 1C sent changed nothing in TradeOS: a status TradeOS already had, an
+    # order entered in 1C directly (no TradeOS order to update), or an older copy of a row
+    # read twice. The status sync never creates orders, so the counters add up to the rows
+    # read: fetched = updated + unchanged + rejected.
+    sync.counts.unchanged = sync.counts.fetched - sync.counts.rejected - sync.counts.updated
     # Rejected rows move the watermark too: a bad row is in sync_rejects, and re-reading it
     # on every incremental would keep the integration "changed" forever.
     cur.execute("SELECT max(modified_at) FROM stg_orders")

@@ -4,7 +4,8 @@
 import { api, ApiError, clearToken, getToken, handleUnauthorized, listOf, setToken } from "./js/api.js";
 import { ChartsView } from "./js/charts.js";
 import { byId, el, setMessage } from "./js/dom.js";
-import { formatDateTime, parseTime } from "./js/format.js";
+import { errorText } from "./js/errors.js";
+import { formatDateTime, localizeTimes, localZoneLabel, parseTime } from "./js/format.js";
 import {
   applyEvent,
   applyHealth,
@@ -60,6 +61,7 @@ class Dashboard {
     // Addresses come from the sidecar, never from this page's URL.
     const config = await api("/config");
     setDagsterBaseUrl(config.dagster_url);
+    byId("timezone").textContent = `Время: ${localZoneLabel()}`;
     await this.loadIntegrations();
     await Promise.all([
       this.operations.load(),
@@ -67,6 +69,9 @@ class Dashboard {
       this.loadHealth(),
       this.channels.load(),
     ]);
+    // A deep link (a Dagster materialization's "dashboard" metadata) names an operation: open it.
+    const link = new URLSearchParams(window.location.search);
+    if (link.has("operation")) await this.operations.openFromLink(link.get("integration"), link.get("operation"));
     this.feed = new LiveFeed({
       token: getToken(),
       relayUrl: config.ws_url,
@@ -169,6 +174,11 @@ class Dashboard {
   }
 
   onEvent(event) {
+    if (event.type === "integration.changed") {
+      // Created, changed (name, base_url…), switched or deleted through the API: re-read.
+      this.scheduleRefresh(null);
+      return;
+    }
     if (event.channel === "alerts") {
       this.addEventAlert(event);
       // The sidecar delivers it to the channels within seconds: show how that went.
@@ -194,9 +204,8 @@ class Dashboard {
     const data = event.data || {};
     const id = integrationOf(event);
     const name = id ? this.cards.get(id)?.state.integration.name || id : null;
-    const text = data.message || data.error || data.reason || event.type;
     const when = formatDateTime(event.ts);
-    this.eventAlerts.unshift(`${when} — ${name ? `«${name}»: ` : ""}${text}`);
+    this.eventAlerts.unshift(`${when} — ${name ? `«${name}»: ` : ""}${alertText(data, event.type)}`);
     this.eventAlerts.length = Math.min(this.eventAlerts.length, KEPT_ALERTS);
     this.renderAlerts();
     if (event.type === "alert.resolved") toast(name ? `«${name}»: снова в норме` : "Снова в норме");
@@ -230,6 +239,18 @@ class Dashboard {
       }
     }, REFRESH_DEBOUNCE_MS);
   }
+}
+
+/** An alert in Russian with its times in the page's zone (the server writes ISO UTC). */
+function alertText(data, type) {
+  if (data.kind === "circuit_open") {
+    const where = data.base_url ? ` (${data.base_url})` : "";
+    const streak = data.failures ? `${data.failures} ошибок подряд, ` : "";
+    const until = data.retry_at ? `запросы приостановлены до ${formatDateTime(data.retry_at)}` : "запросы приостановлены";
+    const cause = data.first_error ? `. Первая причина: ${errorText(data.first_error)}` : "";
+    return `1С${where} не отвечает: ${streak}${until}${cause}`;
+  }
+  return localizeTimes(data.message || errorText(data.error) || data.reason || type);
 }
 
 // One instance for the page's life: its views hold listeners on the static markup.

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
 from dagster import (
@@ -33,6 +34,7 @@ from tradeos_pipelines.core.vocabulary import (
     run_tags,
 )
 from tradeos_pipelines.defs.jobs import sync_jobs
+from tradeos_pipelines.defs.partitions import ORDERS_START_DATE
 from tradeos_pipelines.defs.resources import TradeOSResource
 from tradeos_pipelines.defs.runs import partition_key_for
 from tradeos_pipelines.defs.schedules import integrations_with_catalogue
@@ -100,6 +102,63 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def _local(moment: datetime) -> str:
+    """A moment as the skip reason shows it: in the schedules' time zone, zone named."""
+    return moment.astimezone(ZoneInfo(_settings.schedule_timezone)).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def _no_changes(watermarks: dict[Entity, datetime | None]) -> str:
+    """``no changes in 1C since <time> (entities)``: the earliest moment 1C was asked from."""
+    asked = sorted((w, e) for e, w in watermarks.items() if w is not None)
+    entities = ", ".join(watermarks)
+    if not asked:
+        return f"no changes in 1C ({entities})"
+    return f"no changes in 1C since {_local(asked[0][0])} ({entities})"
+
+
+# ----- cursor -------------------------------------------------------------------------------
+# Stored as {"format": 2, "checked_at": iso, "requested": {integration: {entity: {"watermark":
+# iso | null, "requested_at": iso}}}}, indented, so the Dagster UI shows it readably. The first
+# format (integrations at the top, requested_at in epoch seconds) is still read.
+CURSOR_FORMAT = 2
+
+
+def load_cursor(text: str | None) -> dict[str, dict[str, dict[str, Any]]]:
+    """The cursor as ``{integration: {entity: {"watermark": iso, "requested_at": epoch}}}``."""
+    raw: dict[str, Any] = json.loads(text or "{}")
+    requested = raw["requested"] if raw.get("format") == CURSOR_FORMAT else raw
+    cursor: dict[str, dict[str, dict[str, Any]]] = {}
+    for integration_id, entities in requested.items():
+        for entity, entry in entities.items():
+            at = entry.get("requested_at", 0)
+            epoch = datetime.fromisoformat(at).timestamp() if isinstance(at, str) else float(at)
+            cursor.setdefault(integration_id, {})[entity] = {
+                "watermark": entry.get("watermark"),
+                "requested_at": epoch,
+            }
+    return cursor
+
+
+def dump_cursor(cursor: dict[str, dict[str, dict[str, Any]]], now: float) -> str:
+    """The cursor as stored: ISO times with their offset, named fields."""
+
+    def iso(epoch: float) -> str:
+        return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
+
+    requested = {
+        integration_id: {
+            entity: {"watermark": entry["watermark"], "requested_at": iso(entry["requested_at"])}
+            for entity, entry in entities.items()
+        }
+        for integration_id, entities in cursor.items()
+    }
+    return json.dumps(
+        {"format": CURSOR_FORMAT, "checked_at": iso(now), "requested": requested},
+        indent=1,
+        sort_keys=True,
+    )
+
+
 def _orders_waiting_days(session: Session, integration: Integration) -> list[date]:
     """Days (in the integration's time zone, as the engine exports them) with orders waiting."""
     local_day = func.date(func.timezone(integration.timezone, Order.order_date))
@@ -126,14 +185,15 @@ def onec_change_sensor(
 ) -> SensorResult | SkipReason:
     """Request runs for the integrations and entities that changed.
 
-    Cursor: ``{integration: {entity: {"watermark": iso | null, "requested_at": epoch}}}``, the
-    watermark a run was last requested for. It stops the sensor from asking again for the same
-    change while that run is queued or after it failed (until ``CHANGE_RETRY_AFTER_S``); in
-    that time 1C is asked only for rows changed after the request, so a change made after a
-    failed or partial run is picked up at the next tick without re-requesting the same run.
+    Cursor (readable in the Dagster UI, see :func:`dump_cursor`): per integration and entity
+    the watermark a run was last requested for and when. It stops the sensor from asking
+    again for the same change while that run is queued or after it failed (until
+    ``CHANGE_RETRY_AFTER_S``); in that time 1C is asked only for rows changed after the
+    request, so a change made after a failed or partial run is picked up at the next tick
+    without re-requesting the same run.
     """
     instance = context.instance
-    cursor: dict[str, dict[str, dict[str, Any]]] = json.loads(context.cursor or "{}")
+    cursor = load_cursor(context.cursor)
     known = known_partitions(instance)
     now = time.time()
     skipped: list[str] = []
@@ -165,7 +225,7 @@ def onec_change_sensor(
                 watermark = states.get((row.id, entity))
                 last = cursor.get(row.id, {}).get(entity)
                 iso = watermark.isoformat() if watermark else None
-                requested_at = float(last.get("requested_at", 0)) if last else 0.0
+                requested_at = float(last["requested_at"]) if last else 0.0
                 if (
                     last is not None
                     and last.get("watermark") == iso
@@ -191,6 +251,7 @@ def onec_change_sensor(
         with IntegrationLogWriter(tradeos.database_url) as request_log:
             answers = asyncio.run(_probe_all(probes, tradeos.redis_url, request_log))
     run_requests: list[RunRequest] = []
+    quiet: list[str] = []
     today = today_in_schedule_timezone()
     for probe, answer in zip(probes, answers, strict=True):
         integration_id = probe.config.id
@@ -198,11 +259,23 @@ def onec_change_sensor(
             # One 1C down must not stop the others; the next tick asks again.
             skipped.append(f"{integration_id}: 1C unreachable ({_describe(answer)})")
             continue
+        if not any(answer.values()):
+            quiet.append(f"{integration_id}: {_no_changes(probe.watermarks)}")
         for entity, changed in answer.items():
             days = {today} if changed else set()
             if entity == "orders" and (integration_id, entity) not in rechecks:
                 # Orders waiting since the last request are that request's business.
                 days |= set(waiting_orders.get(integration_id, []))
+                early = sorted(d for d in days if d < ORDERS_START_DATE)
+                if early:
+                    # No partition for those days: say so rather than request a run Dagster
+                    # would refuse.
+                    skipped.append(
+                        f"{integration_id}: orders of {', '.join(map(str, early))} wait for "
+                        f"export but precede the first orders partition {ORDERS_START_DATE} "
+                        "(TRADEOS_ORDERS_PARTITIONS_START)"
+                    )
+                    days -= set(early)
             if not days:
                 continue
             iso = stored[(integration_id, entity)]
@@ -220,10 +293,12 @@ def onec_change_sensor(
     # Forget integrations that were deleted, so the cursor stays small.
     enabled_ids = {row.id for row in integrations}
     cursor = {k: v for k, v in cursor.items() if k in enabled_ids}
-    new_cursor = json.dumps(cursor, sort_keys=True)
+    new_cursor = dump_cursor(cursor, now)
     if run_requests:
         for message in skipped:
             context.log.warning(message)
         return SensorResult(run_requests=run_requests, cursor=new_cursor)
-    reason = "; ".join(skipped) if skipped else "no changes in 1C since the watermarks"
+    reason = "; ".join(skipped + quiet) if skipped or quiet else "no enabled integration to ask"
+    # The UI shows a skip reason only as a tooltip; the tick's log shows it in full.
+    context.log.info(reason)
     return SensorResult(skip_reason=SkipReason(reason), cursor=new_cursor)

@@ -15,7 +15,9 @@ clock. Every state change publishes ``integration.status`` (channel ``integratio
 opening also publishes an ``alert`` (channel ``alerts``).
 
 State is a hash at ``{namespace}:onec:breaker:{integration_id}``; no hash means closed with
-no failures.
+no failures. Besides the state it keeps the first error of the current failure streak (what
+made 1C look unwell in the first place) and the 1C address, so a refused call says what went
+wrong and where, not only that the circuit is open.
 
 Without Redis (stopped, unreachable) the breaker steps aside: calls go through unguarded (each
 still limited by its retry budget) and a warning is logged, so a sync commits its data while
@@ -29,6 +31,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -41,19 +44,22 @@ from tradeos_pipelines.sources.common.ports import StatusPublisher
 log = logging.getLogger(__name__)
 
 # KEYS[1] state hash; ARGV: now_ms, probe_lease_ms.
-# Returns {verdict, previous_state, detail}: verdict is pass | probe | reject; detail is the
-# failure count for pass and the time a probe is allowed for reject.
+# Returns {verdict, previous_state, detail, failures, first_error}: verdict is pass | probe |
+# reject; detail is the failure count for pass and the time a probe is allowed for reject.
 _ADMIT = """
-local s = redis.call('HMGET', KEYS[1], 'state', 'retry_at', 'probe_until', 'failures')
+local s = redis.call('HMGET', KEYS[1], 'state', 'retry_at', 'probe_until', 'failures',
+                     'first_error')
 local state = s[1] or 'closed'
 if state == 'closed' then return {'pass', 'closed', s[4] or '0'} end
 local now = tonumber(ARGV[1])
 if state == 'open' then
-  if now < tonumber(s[2]) then return {'reject', 'open', s[2]} end
+  if now < tonumber(s[2]) then return {'reject', 'open', s[2], s[4] or '0', s[5] or ''} end
   redis.call('HSET', KEYS[1], 'state', 'half_open', 'probe_until', now + tonumber(ARGV[2]))
   return {'probe', 'open', ''}
 end
-if s[3] and now < tonumber(s[3]) then return {'reject', 'half_open', s[3]} end
+if s[3] and now < tonumber(s[3]) then
+  return {'reject', 'half_open', s[3], s[4] or '0', s[5] or ''}
+end
 redis.call('HSET', KEYS[1], 'probe_until', now + tonumber(ARGV[2]))
 return {'probe', 'half_open', ''}
 """
@@ -66,22 +72,25 @@ redis.call('DEL', KEYS[1])
 return s[1] or 'closed'
 """
 
-# KEYS[1]; ARGV: now_ms, threshold, cooldown_ms, error.
-# Returns {previous_state, new_state, failures, retry_at_ms}.
+# KEYS[1]; ARGV: now_ms, threshold, cooldown_ms, error, base_url.
+# Returns {previous_state, new_state, failures, retry_at_ms, first_error}. The first failure of
+# a streak is kept as first_error until a success ends the streak.
 _FAILURE = """
-local s = redis.call('HMGET', KEYS[1], 'state', 'failures', 'retry_at')
+local s = redis.call('HMGET', KEYS[1], 'state', 'failures', 'retry_at', 'first_error')
 local state = s[1] or 'closed'
 local failures = tonumber(s[2] or '0') + 1
 local now = tonumber(ARGV[1])
+local first = s[4] or ARGV[4]
+redis.call('HSET', KEYS[1], 'first_error', first, 'base_url', ARGV[5])
 if state == 'half_open' or (state == 'closed' and failures >= tonumber(ARGV[2])) then
   local retry_at = now + tonumber(ARGV[3])
   redis.call('HSET', KEYS[1], 'state', 'open', 'failures', failures, 'opened_at', now,
              'retry_at', retry_at, 'last_error', ARGV[4])
   redis.call('HDEL', KEYS[1], 'probe_until')
-  return {state, 'open', failures, tostring(retry_at)}
+  return {state, 'open', failures, tostring(retry_at), first}
 end
 redis.call('HSET', KEYS[1], 'state', state, 'failures', failures, 'last_error', ARGV[4])
-return {state, state, failures, s[3] or ''}
+return {state, state, failures, s[3] or '', first}
 """
 
 
@@ -100,12 +109,49 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def display_url(base_url: str | None) -> str | None:
+    """The 1C address as messages name it: scheme, host, port and path only (a query string
+    or fragment could carry a token; credentials in the URL are refused on input anyway)."""
+    if not base_url:
+        return None
+    parts = urlsplit(base_url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit((parts.scheme, host + port, parts.path.rstrip("/"), "", ""))
+
+
+def circuit_open_message(
+    integration_id: str,
+    *,
+    first_error: str | None,
+    base_url: str | None,
+    failures: int | None,
+    retry_at: datetime,
+    what: str = "open",
+) -> str:
+    """Why a call is refused, leading with the cause: the first error of the failure streak
+    that opened the circuit, where 1C is, and when a probe will be allowed."""
+    where = (
+        f"1C {display_url(base_url)} ({integration_id!r})"
+        if base_url
+        else (f"1C integration {integration_id!r}")
+    )
+    streak = f" after {failures} failures in a row" if failures else ""
+    cause = f"{first_error} — " if first_error else ""
+    return (
+        f"{cause}{where}: circuit {what}{streak}; calls are refused until "
+        f"{retry_at.isoformat(timespec='seconds')}"
+    )
+
+
 async def circuit_state(
     redis: aioredis.Redis, integration_id: str, *, namespace: str | None = None
 ) -> dict[str, Any]:
     """The breaker as the sidecar shows it: state, failures, opened_at, retry_at, last_error.
 
-    ``retry_at`` (ISO 8601, UTC) is when an open circuit lets a probe through.
+    ``retry_at`` (ISO 8601, UTC) is when an open circuit lets a probe through;
+    ``first_error`` is the error that started the failure streak (what opened the circuit),
+    ``base_url`` the 1C address those failures were at.
     """
     raw = await redis.hgetall(breaker_key(integration_id, namespace))
     fields = {_text(k): _text(v) for k, v in raw.items()}
@@ -115,6 +161,8 @@ async def circuit_state(
         "opened_at": _iso(fields.get("opened_at")),
         "retry_at": _iso(fields.get("retry_at")) if fields.get("state") == "open" else None,
         "last_error": fields.get("last_error"),
+        "first_error": fields.get("first_error"),
+        "base_url": display_url(fields.get("base_url")),
     }
 
 
@@ -132,9 +180,11 @@ class CircuitBreaker:
         namespace: str | None = None,
         publisher: StatusPublisher | None = None,
         clock: Callable[[], float] = time.time,
+        base_url: str | None = None,
     ) -> None:
         settings = get_settings()
         self.integration_id = integration_id
+        self.base_url = display_url(base_url)
         self.failure_threshold = failure_threshold or settings.breaker_failure_threshold
         self.cooldown_ms = int((cooldown_seconds or settings.breaker_cooldown_seconds) * 1000)
         # A probe whose process died must not block the integration forever.
@@ -159,12 +209,11 @@ class CircuitBreaker:
         """Let a call through (``True`` when it is the half-open probe) or raise
         :class:`CircuitOpenError` saying when a probe will be allowed."""
         try:
-            verdict, previous, detail = await self._admit(
-                keys=[self.key], args=[self._now_ms(), self.probe_lease_ms]
-            )
+            answer = await self._admit(keys=[self.key], args=[self._now_ms(), self.probe_lease_ms])
         except (RedisError, OSError) as exc:
             self._unguarded(exc)
             return False
+        verdict, previous, detail, *streak = answer
         verdict, previous = _text(verdict), _text(previous)
         self._clean = verdict == "pass" and _text(detail) == "0"
         if verdict == "pass":
@@ -174,30 +223,47 @@ class CircuitBreaker:
                 await self._announce("open", "half_open", None, None)
             return True
         retry_at = datetime.fromtimestamp(int(detail) / 1000, UTC)
-        what = "open" if previous == "open" else "half-open with a probe in flight"
+        failures, first_error = int(_text(streak[0])), _text(streak[1]) or None
         raise CircuitOpenError(
-            f"1C integration {self.integration_id!r}: circuit {what}; calls are refused "
-            f"until {retry_at.isoformat(timespec='seconds')}",
+            circuit_open_message(
+                self.integration_id,
+                first_error=first_error,
+                base_url=self.base_url,
+                failures=failures,
+                retry_at=retry_at,
+                what="open" if previous == "open" else "half-open with a probe in flight",
+            ),
             retry_at=retry_at,
             integration_id=self.integration_id,
+            first_error=first_error,
         )
 
     async def raise_if_open(self) -> None:
         """Raise :class:`CircuitOpenError` when the circuit is open (a plain read: a call that
         is retrying checks between attempts whether other processes gave up on 1C)."""
         try:
-            state, retry_at = await self._redis.hmget(self.key, ["state", "retry_at"])
+            state, retry_at, failures, first = await self._redis.hmget(
+                self.key, ["state", "retry_at", "failures", "first_error"]
+            )
         except (RedisError, OSError) as exc:
             self._unguarded(exc)
             return
         if state is None or _text(state) != "open" or retry_at is None:
             return
         moment = datetime.fromtimestamp(int(_text(retry_at)) / 1000, UTC)
+        first_error = _text(first) if first else None
         raise CircuitOpenError(
-            f"1C integration {self.integration_id!r}: circuit opened while retrying; calls are "
-            f"refused until {moment.isoformat(timespec='seconds')}",
+            circuit_open_message(
+                self.integration_id,
+                first_error=first_error,
+                base_url=self.base_url,
+                failures=int(_text(failures)) if failures else None,
+                retry_at=moment,
+                what="opened while retrying",
+            ),
             retry_at=moment,
             integration_id=self.integration_id,
+            first_error=first_error,
         )
 
     async def record_success(self) -> None:
@@ -216,16 +282,24 @@ class CircuitBreaker:
         """A call failed because 1C is unwell (after its retries)."""
         self._clean = False
         try:
-            previous, state, failures, retry_at = await self._failure(
+            previous, state, failures, retry_at, first = await self._failure(
                 keys=[self.key],
-                args=[self._now_ms(), self.failure_threshold, self.cooldown_ms, error[:500]],
+                args=[
+                    self._now_ms(),
+                    self.failure_threshold,
+                    self.cooldown_ms,
+                    error[:500],
+                    self.base_url or "",
+                ],
             )
         except (RedisError, OSError) as exc:
             self._unguarded(exc)
             return
         previous, state = _text(previous), _text(state)
         if previous != state:
-            await self._announce(previous, state, int(failures), _iso(_text(retry_at)), error)
+            await self._announce(
+                previous, state, int(failures), _iso(_text(retry_at)), error, _text(first)
+            )
 
     def _unguarded(self, exc: BaseException) -> None:
         """Redis is unreachable: let calls through, and say so once per breaker."""
@@ -244,6 +318,7 @@ class CircuitBreaker:
         failures: int | None,
         retry_at: str | None,
         error: str | None = None,
+        first_error: str | None = None,
     ) -> None:
         data = {
             "integration_id": self.integration_id,
@@ -252,13 +327,16 @@ class CircuitBreaker:
             "failures": failures,
             "retry_at": retry_at,
             "error": error,
+            "first_error": first_error,
+            "base_url": self.base_url,
         }
         try:
             await self._publisher.publish("integration_status", "integration.status", data)
             if state == "open":
+                where = f" ({self.base_url})" if self.base_url else ""
                 message = (
-                    f"1C «{self.integration_id}» не отвечает: {failures} ошибок подряд, "
-                    f"запросы приостановлены до {retry_at}. Последняя ошибка: {error}"
+                    f"1C «{self.integration_id}»{where} не отвечает: {failures} ошибок подряд, "
+                    f"запросы приостановлены до {retry_at}. Первая ошибка: {first_error}"
                 )
                 await self._publisher.publish(
                     "alerts",
@@ -269,6 +347,9 @@ class CircuitBreaker:
                         "kind": "circuit_open",
                         "message": message,
                         "retry_at": retry_at,
+                        "failures": failures,
+                        "first_error": first_error,
+                        "base_url": self.base_url,
                     },
                 )
         except Exception:  # an event lost must not fail the call to 1C

@@ -88,13 +88,21 @@ class OneCUnavailable(OneCError):
 
 
 class CircuitOpenError(OneCError):
-    """The circuit breaker refused the call; ``retry_at`` is when a probe will be let through."""
+    """The circuit breaker refused the call; ``retry_at`` is when a probe will be let through,
+    ``first_error`` the error that started the failure streak that opened it (the message
+    leads with it)."""
 
     def __init__(
-        self, message: str, *, retry_at: datetime | None, integration_id: str | None = None
+        self,
+        message: str,
+        *,
+        retry_at: datetime | None,
+        integration_id: str | None = None,
+        first_error: str | None = None,
     ) -> None:
         super().__init__(message, integration_id=integration_id)
         self.retry_at = retry_at
+        self.first_error = first_error
 
 
 class OneCProtocolError(OneCError):

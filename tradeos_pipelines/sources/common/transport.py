@@ -224,7 +224,9 @@ class OneCTransport:
         self._sleep = sleep
         self._jitter = jitter
         if breaker is None and redis is not None:
-            breaker = CircuitBreaker(redis, integration_id, publisher=publisher)
+            breaker = CircuitBreaker(
+                redis, integration_id, publisher=publisher, base_url=self.base_url
+            )
         self._breaker = breaker
         self._cache = (
             ResponseCache(redis, integration_id, ttl_seconds=cache_ttl_seconds)

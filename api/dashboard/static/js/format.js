@@ -1,4 +1,7 @@
 // Russian formatting of numbers, dates, durations and ages (Intl, locale ru-RU).
+//
+// Every moment is shown in the browser's time zone with its UTC offset stated ("21:30:05
+// UTC+3"); the top bar says which zone that is. The API speaks ISO 8601 in UTC.
 
 const LOCALE = "ru-RU";
 const integer = new Intl.NumberFormat(LOCALE, { maximumFractionDigits: 0 });
@@ -49,9 +52,33 @@ export function parseTime(value) {
   return Number.isNaN(date.getTime()) ? null : date;
 }
 
+/** "UTC+3", "UTC−4:30", "UTC" for a moment in the browser's zone (offsets change with DST). */
+export function utcOffset(date = new Date()) {
+  const minutes = -date.getTimezoneOffset();
+  if (minutes === 0) return "UTC";
+  const abs = Math.abs(minutes);
+  const hours = Math.floor(abs / 60);
+  const rest = abs % 60;
+  return `UTC${minutes > 0 ? "+" : "−"}${hours}${rest ? `:${String(rest).padStart(2, "0")}` : ""}`;
+}
+
+/** The browser's zone as the page names it: "Europe/Moscow, UTC+3". */
+export function localZoneLabel(now = new Date()) {
+  const name = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  return name ? `${name}, ${utcOffset(now)}` : utcOffset(now);
+}
+
+/** A moment in the browser's zone with the offset stated: "01.12.2026, 21:30:05 UTC+3". */
 export function formatDateTime(value) {
   const date = value instanceof Date ? value : parseTime(value);
-  return date ? dateTime.format(date) : "—";
+  return date ? `${dateTime.format(date)} ${utcOffset(date)}` : "—";
+}
+
+const ISO_MOMENT = /\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})/g;
+
+/** A text (an alert from the server) with its ISO 8601 moments written as formatDateTime does. */
+export function localizeTimes(text) {
+  return text ? String(text).replace(ISO_MOMENT, (iso) => formatDateTime(iso)) : text;
 }
 
 /** Chart axis labels: hours for a day-long window, day and hour for longer ones. */

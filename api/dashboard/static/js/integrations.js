@@ -1,20 +1,40 @@
 // Integration cards: live status, progress, last successful sync per entity, actions.
 //
 // The REST snapshot (integration + its /health) is the base; WebSocket events move the
-// status between snapshots (queued → syncing with progress → idle/failed) with no reload.
+// status between snapshots (queued → syncing with progress → finished/failed) with no reload.
+// The snapshot carries what waits (sync requests, and the Dagster runs queued or running per
+// entity), so a reloaded page shows the same queue as one that watched it fill.
 
 import { api, ApiError } from "./api.js";
 import { el, setMessage } from "./dom.js";
-import { ENTITY_NAMES, entityName, formatAge, formatDateTime, formatInt, formatPercent, parseTime } from "./format.js";
+import { errorNodes, errorText } from "./errors.js";
+import {
+  ENTITY_NAMES,
+  entityName,
+  formatAge,
+  formatDateTime,
+  formatDuration,
+  formatInt,
+  formatPercent,
+  logDurationSeconds,
+  parseTime,
+} from "./format.js";
 
+// "idle" is not "waiting": nothing runs or waits for this integration.
 export const STATUS_NAMES = {
-  idle: "Ожидание",
+  never: "Не запускалась",
+  idle: "Нет активных запусков",
   queued: "В очереди",
   syncing: "Синхронизация",
   failed: "Ошибка",
   circuit_open: "1С недоступна",
   disabled: "Отключена",
 };
+
+/** The badge text: the status, with the number of runs waiting when there is a queue. */
+export function statusLabel(state, status = statusOf(state)) {
+  return status === "queued" ? `В очереди: ${formatInt(state.queued.size)}` : STATUS_NAMES[status];
+}
 
 const SYNC_ENTITIES = ["nomenclature", "stock", "orders"];
 // Consecutive failures from which an integration is flagged as an alert.
@@ -30,8 +50,13 @@ function emptyState(integration) {
     entities: {},
     // entity → {runId, processed, total}; present while that entity syncs
     active: {},
-    // run id (or request key) → entity; launched or queued, not syncing yet
+    // run id (or "waiting-<entity>" for a request, "dagster-<entity>-<n>" for a run the
+    // snapshot counted) → {entity, at}: launched or queued, not syncing yet
     queued: new Map(),
+    // entity → Dagster runs started but not syncing yet, from the snapshot
+    running: {},
+    // what the card says under its buttons: {text, kind, entity?, syncLogId?}
+    message: null,
     // entity → when its latest sync start was seen live
     startedAt: {},
     // when the newest sync end seen live happened (the health snapshot may be cached, older)
@@ -51,16 +76,36 @@ export function applyHealth(state, health) {
   const circuit = health.circuit || {};
   const checkedAt = parseTime(health.checked_at);
   if (!state.circuit.asOf || (checkedAt && checkedAt > state.circuit.asOf)) {
-    state.circuit = { state: circuit.state || "closed", retryAt: parseTime(circuit.retry_at), asOf: checkedAt };
+    state.circuit = {
+      state: circuit.state || "closed",
+      retryAt: parseTime(circuit.retry_at),
+      firstError: circuit.first_error ?? null,
+      baseUrl: circuit.base_url ?? null,
+      asOf: checkedAt,
+    };
   }
-  // Requests waiting for the Dagster daemon come with the snapshot, so they survive a reload;
-  // a start seen live after the snapshot was taken wins over it.
-  for (const key of [...state.queued.keys()]) if (key.startsWith("waiting-")) state.queued.delete(key);
+  // Requests waiting for the Dagster daemon, and the runs Dagster holds, come with the
+  // snapshot, so they survive a reload; a start seen live after the snapshot wins over it.
+  const runsKnown = health.dagster_runs === true;
+  for (const [key, entry] of [...state.queued.entries()]) {
+    const counted = key.startsWith("waiting-") || key.startsWith("dagster-");
+    // With Dagster's own count, a run seen queued live before the snapshot is in that count.
+    const seenBefore = runsKnown && (!checkedAt || !entry.at || entry.at <= checkedAt);
+    if (counted || seenBefore) state.queued.delete(key);
+  }
+  state.running = {};
   for (const [entity, info] of Object.entries(health.entities || {})) {
     const started = state.startedAt[entity];
-    if (info.waiting && !state.active[entity] && !(started && (!checkedAt || started > checkedAt))) {
-      state.queued.set(`waiting-${entity}`, entity);
+    if (state.active[entity] || (started && (!checkedAt || started > checkedAt))) continue;
+    // A sync of the entity seen starting after the request was made is that request's.
+    const requestedAt = parseTime(info.waiting_since);
+    const taken = started && requestedAt && started > requestedAt;
+    if (info.waiting && !taken) state.queued.set(`waiting-${entity}`, { entity, at: checkedAt });
+    for (let n = 0; n < (info.queued_runs || 0); n += 1) {
+      state.queued.set(`dagster-${entity}-${n}`, { entity, at: checkedAt });
     }
+    const ended = state.entities[entity]?.asOf;
+    if (info.running_runs && !(ended && checkedAt && ended > checkedAt)) state.running[entity] = info.running_runs;
   }
   // Rows 1C sent that were not taken: only the snapshot knows them (a sync end re-reads it).
   state.openRejects = {};
@@ -84,6 +129,11 @@ export function applyHealth(state, health) {
       lastError: last?.error ?? null,
       asOf,
     };
+    // The outcome shown for a sync that just ended takes its duration from the log row.
+    const message = state.message;
+    if (last && message?.syncLogId === last.id && message.durationS == null) {
+      Object.assign(message, outcomeOf(entity, last.status, logDurationSeconds(last), last.id));
+    }
     // The snapshot lists finished syncs only; one that ended unseen (events lost) stops here.
     if (last && state.active[entity]?.runId && state.active[entity].runId === last.run_id) {
       delete state.active[entity];
@@ -107,12 +157,25 @@ export function failureOf(state) {
 
 /** The one status a card shows, most pressing first. */
 export function statusOf(state) {
-  if (Object.keys(state.active).length > 0) return "syncing";
+  if (Object.keys(state.active).length > 0 || Object.keys(state.running).length > 0) return "syncing";
   if (state.queued.size > 0) return "queued";
   if (state.circuit.state === "open") return "circuit_open";
   if (!state.integration.enabled) return "disabled";
   if (failureOf(state)) return "failed";
-  return "idle";
+  const ran = Object.values(state.entities).some((info) => info.lastStatus || info.lastSuccessAt);
+  return ran ? "idle" : "never";
+}
+
+/** The card's message for a sync that ended: "Завершено за 19 с: Номенклатура." */
+function outcomeOf(entity, status, durationS, syncLogId) {
+  const took = durationS == null ? "" : ` за ${formatDuration(durationS)}`;
+  const text =
+    status === "failed"
+      ? `${entityName(entity)}: синхронизация завершилась ошибкой${took}.`
+      : status === "partial"
+        ? `Завершено${took}, часть строк 1С не принята: ${entityName(entity)}.`
+        : `Завершено${took}: ${entityName(entity)}.`;
+  return { text, kind: status === "failed" ? "error" : "ok", entity, syncLogId, durationS, outcome: true };
 }
 
 /** Overall progress of the running entity syncs as {processed, total} (total null if unknown). */
@@ -134,8 +197,11 @@ export function derivedAlerts(states) {
   for (const state of states) {
     const name = state.integration.name;
     if (state.circuit.state === "open") {
-      const until = state.circuit.retryAt ? `, повторная попытка после ${formatDateTime(state.circuit.retryAt)}` : "";
-      alerts.push(`«${name}»: 1С не отвечает, обращения приостановлены${until}.`);
+      const { retryAt, baseUrl, firstError } = state.circuit;
+      const where = baseUrl ? ` (${baseUrl})` : "";
+      const until = retryAt ? `, повторная попытка после ${formatDateTime(retryAt)}` : "";
+      const cause = firstError ? ` Первая причина: ${errorText(firstError)}` : "";
+      alerts.push(`«${name}»: 1С${where} не отвечает, обращения приостановлены${until}.${cause}`);
     }
     if (state.errorStreak >= REPEATED_FAILURES) {
       alerts.push(`«${name}»: ${formatInt(state.errorStreak)} неудачных синхронизаций подряд.`);
@@ -164,13 +230,17 @@ export function applyEvent(state, event) {
   const data = event.data || {};
   const entity = data.entity;
   switch (event.type) {
-    case "sync.started":
+    case "sync.started": {
       state.startedAt[entity] = parseTime(event.ts) || new Date();
-      state.queued.forEach((queuedEntity, key) => {
-        if (key === data.run_id || queuedEntity === entity) state.queued.delete(key);
-      });
+      // This run leaves the queue: by its id, else one waiting entry of its entity.
+      if (!state.queued.delete(data.run_id)) {
+        const key = [...state.queued.keys()].find((k) => state.queued.get(k).entity === entity);
+        if (key !== undefined) state.queued.delete(key);
+      }
+      delete state.running[entity];
       state.active[entity] = { runId: data.run_id ?? null, processed: 0, total: data.total ?? null };
       return false;
+    }
     case "sync.progress": {
       const run = state.active[entity] || (state.active[entity] = { runId: data.run_id ?? null });
       run.processed = data.processed ?? run.processed;
@@ -191,12 +261,27 @@ export function applyEvent(state, event) {
       };
       state.errorStreak = failed ? state.errorStreak + 1 : 0;
       state.liveAt = at;
+      // The outcome replaces whatever the card said ("queued…" included).
+      state.message = outcomeOf(
+        entity,
+        failed ? "failed" : data.status || "success",
+        typeof data.duration_s === "number" ? data.duration_s : null,
+        data.sync_log_id ?? null,
+      );
       return true;
     }
     case "run.queued":
-    case "run.started":
-      if (data.run_id) state.queued.set(data.run_id, entityOfRun(data));
+    case "run.started": {
+      if (!data.run_id) return false;
+      const runEntity = entityOfRun(data);
+      if (event.type === "run.started" && !state.queued.has(data.run_id)) {
+        // A run the snapshot counted as queued starts: it is that count's, not a new one.
+        const counted = [...state.queued.keys()].find((k) => k.startsWith(`dagster-${runEntity}-`));
+        if (counted !== undefined) state.queued.delete(counted);
+      }
+      state.queued.set(data.run_id, { entity: runEntity, at: parseTime(event.ts) || new Date() });
       return false;
+    }
     case "run.succeeded":
     case "run.canceled":
       state.queued.delete(data.run_id);
@@ -209,6 +294,8 @@ export function applyEvent(state, event) {
       state.circuit = {
         state: data.state ?? state.circuit.state,
         retryAt: parseTime(data.retry_at),
+        firstError: data.first_error ?? null,
+        baseUrl: data.base_url ?? null,
         asOf: parseTime(event.ts) || new Date(),
       };
       return false;
@@ -275,15 +362,22 @@ export class IntegrationCard {
     const { integration } = state;
     const status = statusOf(state);
     this.node.dataset.status = status;
-    this.node.classList.toggle("alert", status === "circuit_open" || status === "failed" || state.errorStreak >= REPEATED_FAILURES);
+    // A standing failure keeps the card red while other runs wait or sync.
+    const standing = status === "circuit_open" || failureOf(state) !== null;
+    this.node.classList.toggle("alert", standing || state.errorStreak >= REPEATED_FAILURES);
     this.title.textContent = integration.name;
     this.subtitle.textContent = `${integration.id} · ${integration.base_url}`;
-    this.badge.textContent = STATUS_NAMES[status];
+    this.badge.textContent = statusLabel(state, status);
     this.badge.dataset.status = status;
 
     const syncing = status === "syncing";
     this.progress.hidden = !syncing;
-    if (syncing) {
+    if (syncing && Object.keys(state.active).length === 0) {
+      // Dagster started the run; the sync has not reported yet (known from the snapshot).
+      this.progressBar.style.width = "100%";
+      this.progressBar.classList.add("indeterminate");
+      this.progressText.textContent = `${Object.keys(state.running).map(entityName).join(", ")}: запуск…`;
+    } else if (syncing) {
       const { processed, total } = progressOf(state);
       const entities = Object.keys(state.active).map(entityName).join(", ");
       if (total) {
@@ -301,10 +395,13 @@ export class IntegrationCard {
 
     this.renderEntities();
     const failure = failureOf(state);
-    setMessage(
-      this.problem,
-      failure ? `${entityName(failure.entity)}: ${failure.error || "синхронизация завершилась с ошибкой"}` : "",
-    );
+    if (failure) {
+      this.problem.replaceChildren(
+        ...errorNodes(`${entityName(failure.entity)}: `, failure.error || "синхронизация завершилась с ошибкой"),
+      );
+      this.problem.hidden = false;
+    } else setMessage(this.problem, "");
+    this.renderMessage(status);
     const rejects = Object.entries(state.openRejects || {});
     setMessage(
       this.rejects,
@@ -333,10 +430,30 @@ export class IntegrationCard {
     this.entityBody.replaceChildren(...rows);
   }
 
-  showResult(text, kind) {
-    this.result.textContent = text;
-    this.result.dataset.kind = kind;
+  /** The message under the buttons; a green note from a click never stays on a red card. */
+  renderMessage(status) {
+    const message = this.state.message;
+    // A note from a click made before the card turned red is out of date.
+    const failure = failureOf(this.state);
+    const redSince = newest(
+      failure?.asOf ?? null,
+      status === "circuit_open" ? this.state.circuit.asOf : null,
+    );
+    const stale = message && message.kind === "ok" && !message.outcome && redSince && redSince > message.at;
+    if (!message || stale) {
+      this.result.hidden = true;
+      this.result.textContent = "";
+      delete this.result.dataset.kind;
+      return;
+    }
+    this.result.textContent = message.text;
+    this.result.dataset.kind = message.kind;
     this.result.hidden = false;
+  }
+
+  showResult(text, kind) {
+    this.state.message = { text, kind, at: new Date() };
+    this.renderMessage(statusOf(this.state));
   }
 
   async run(button, action) {
@@ -363,10 +480,12 @@ export class IntegrationCard {
         body: { entities: SYNC_ENTITIES, full: false },
       });
       // Runs are launched in the order asked; what Dagster did not take waits as a request.
+      // Keyed as the snapshot and the run events key them, so none is counted twice.
       const runIds = answer?.run_ids || [];
+      const at = new Date();
       SYNC_ENTITIES.forEach((entity, i) => {
-        const key = i < runIds.length ? runIds[i] : `request-${answer?.request_id}-${entity}`;
-        this.state.queued.set(key, entity);
+        const key = i < runIds.length ? runIds[i] : `waiting-${entity}`;
+        this.state.queued.set(key, { entity, at });
       });
       this.showResult(
         runIds.length ? `Синхронизация поставлена в очередь (запусков: ${formatInt(runIds.length)}).` : "Запрос на синхронизацию принят.",

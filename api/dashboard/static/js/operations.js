@@ -2,6 +2,7 @@
 
 import { api, ApiError, listOf } from "./api.js";
 import { byId, el, setMessage } from "./dom.js";
+import { errorText, explainError } from "./errors.js";
 import {
   entityName,
   formatDateTime,
@@ -96,10 +97,23 @@ export class OperationsView {
       el("td", { class: "num", text: formatInt(log.updated) }),
       el("td", { class: "num", text: formatInt(log.rejected) }),
       el("td", { class: "num", text: formatDuration(logDurationSeconds(log)) }),
-      el("td", { class: "error-cell", title: log.error || null, text: log.error || "" }),
+      el("td", { class: "error-cell", title: log.error || null, text: log.error ? errorText(log.error) : "" }),
     );
     tr.addEventListener("click", () => this.showDetail(log.id));
     return tr;
+  }
+
+  /**
+   * Open the operation a link names (?integration=…&operation=…, e.g. from a Dagster
+   * materialization): the list filtered to that integration, and the operation's detail.
+   */
+  async openFromLink(integrationId, operationId) {
+    if (integrationId && this.names.has(integrationId)) {
+      this.integrationSelect.value = integrationId;
+      await this.load();
+    }
+    if (/^\d+$/.test(operationId || "")) await this.showDetail(operationId);
+    else if (operationId) setMessage(this.error, `Ссылка называет операцию «${operationId}», а номер операции — число.`);
   }
 
   async showDetail(id) {
@@ -111,6 +125,7 @@ export class OperationsView {
       return;
     }
     byId("detail-title").textContent = `Операция №${log.id}: ${entityName(log.entity)}`;
+    this.dialog.dataset.operation = String(log.id);
     const fields = [
       ["Интеграция", this.names.get(log.integration_id) || log.integration_id],
       ["Статус", syncStatusName(log.status)],
@@ -120,15 +135,16 @@ export class OperationsView {
       ["Длительность", formatDuration(logDurationSeconds(log))],
       ["Получено из 1С", formatInt(log.fetched)],
       ["Создано", formatInt(log.created)],
-      ["Изменено", formatInt(log.updated)],
+      ["Обновлено (были в TradeOS и изменились)", formatInt(log.updated)],
       ["Без изменений", formatInt(log.unchanged)],
       ["Помечено удалёнными", formatInt(log.deleted)],
       ["Конфликты", formatInt(log.conflicts)],
       ["Отклонено", formatInt(log.rejected)],
       ["Версия синхронизации", log.sync_version ?? "—"],
       ["Запуск Dagster", log.run_id || "—"],
-      ["Ошибка", log.error || "—"],
+      ["Ошибка", log.error ? errorText(log.error) : "—"],
     ];
+    if (log.error && explainError(log.error)) fields.push(["Исходное сообщение", log.error]);
     byId("detail-fields").replaceChildren(
       ...fields.flatMap(([name, value]) => [el("dt", { text: name }), el("dd", { text: String(value) })]),
     );

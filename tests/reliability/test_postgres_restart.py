@@ -39,11 +39,6 @@ from tradeos_pipelines.storage.tables import Integration
 
 from .conftest import wait_for
 
-# The OData side of the sync tests has no such control yet (docs/1c-odata.md).
-pytestmark = pytest.mark.http_service_only(
-    "paces the read through the HTTP-service emulator's slow faults"
-)
-
 INTEGRATION = "main-1c"
 CHILD = """
 import json

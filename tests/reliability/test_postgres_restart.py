@@ -116,7 +116,7 @@ def test_postgres_restarted_mid_sync_writes_nothing_and_the_next_sync_commits_on
 ):
     """``quick_restart``: back at once (``pg_ctl restart -m fast``); the sync finds its
     connection dead at its next write. ``down_while_the_sync_fails``: the server stays down
-    until the sync has failed, so its log row and request log wait for it to come back."""
+    until the sync has failed, so its log row waits for it to come back."""
     with Session(get_engine(private_postgres.url)) as s:
         s.add(
             Integration(
@@ -183,11 +183,6 @@ def test_postgres_restarted_mid_sync_writes_nothing_and_the_next_sync_commits_on
     assert [tuple(r) for r in psql("SELECT id, status, error FROM sync_logs ORDER BY id")] == [
         (first.sync_log_id, "success", None),
         (outcome["failed"], "failed", outcome["reason"]),
-    ]
-    # Every request the sync made to 1C is in its request log, the restart notwithstanding.
-    requests = emulator.control.counters()["requests"]["GET /hs/api/nomenclature"]
-    assert psql("SELECT count(*) FROM integration_logs WHERE path LIKE '%/nomenclature%'") == [
-        (requests,)
     ]
 
     # The next sync (in this process, whose pooled connections died in the restart) commits

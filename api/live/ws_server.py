@@ -60,6 +60,10 @@ class DirectConnection:
         self._queue_size = queue_size
         # Until the welcome and any replay are sent, live frames wait here (bounded).
         self._held: list[Frame] | None = []
+        # Per channel: the last id sent by replay. The relay may fan out an event the replay
+        # already read from Redis after the replay ended (it reads the stream on its own
+        # schedule), so live copies up to it are skipped until one is past it.
+        self._replayed_up_to: dict[str, tuple[int, int]] = {}
         self._closer: asyncio.Task[None] | None = None
 
     def offer(self, frame: Frame) -> bool:
@@ -72,6 +76,8 @@ class DirectConnection:
                 return False
             self._held.append(frame)
             return True
+        if self._replayed_up_to and is_replayed(frame, self._replayed_up_to):
+            return True  # sent already, by the replay
         ws = self.ws
         if ws.protocol.state is not State.OPEN:
             return False
@@ -85,11 +91,12 @@ class DirectConnection:
         return True
 
     def release(self, replayed_up_to: dict[str, tuple[int, int]]) -> None:
-        """Start writing live frames, first those held meanwhile (minus replayed events)."""
+        """Start writing live frames, first those held meanwhile; replayed events are skipped,
+        held or fanned out later."""
         held, self._held = self._held or [], None
+        self._replayed_up_to = replayed_up_to
         for frame in held:
-            if not is_replayed(frame, replayed_up_to):
-                self.offer(frame)
+            self.offer(frame)
 
     def drop(self, code: int, reason: str) -> None:
         """Stop writing and close the socket with ``code`` (in the background)."""

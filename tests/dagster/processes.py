@@ -34,6 +34,17 @@ class DagsterProcesses:
     webserver: subprocess.Popen[bytes]
     daemon: subprocess.Popen[bytes] | None
     log_dir: Path
+    daemon_command: list[str]
+    env: dict[str, str]
+
+    def stop_daemon(self) -> None:
+        """Stop the daemon (SIGTERM to its group: sensors, schedules and the queue stop)."""
+        if self.daemon is not None:
+            _stop(self.daemon)
+
+    def start_daemon(self) -> None:
+        """Start the daemon again, appending to its log."""
+        self.daemon = _start_daemon(self.daemon_command, self.env, self.log_dir)
 
 
 def _stop(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
@@ -45,6 +56,20 @@ def _stop(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
+
+
+def _start_daemon(
+    command: list[str], env: dict[str, str], log_dir: Path
+) -> subprocess.Popen[bytes]:
+    with (log_dir / "daemon.log").open("ab") as log:
+        return subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=PROJECT_ROOT,
+            env=env,
+            start_new_session=True,
+        )
 
 
 @contextmanager
@@ -62,44 +87,40 @@ def dagster_processes(
     port = find_free_port()
     log_dir.mkdir(parents=True, exist_ok=True)
     web_log = (log_dir / "webserver.log").open("wb")
-    daemon_log = (log_dir / "daemon.log").open("wb")
-    common = {"cwd": PROJECT_ROOT, "env": env, "start_new_session": True}
     webserver_cmd = [sys.executable, "-m", "tradeos_pipelines.dagster_ui"]
     webserver_cmd += ["-h", "127.0.0.1", "-p", str(port)]
     webserver = subprocess.Popen(
         [*webserver_cmd, "-w", str(workspace)],
         stdout=web_log,
         stderr=subprocess.STDOUT,
-        **common,
+        cwd=PROJECT_ROOT,
+        env=env,
+        start_new_session=True,
     )
-    daemon_process = (
-        subprocess.Popen(
-            [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)],
-            stdout=daemon_log,
-            stderr=subprocess.STDOUT,
-            **common,
-        )
-        if daemon
-        else None
+    daemon_command = [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)]
+    processes = DagsterProcesses(
+        f"http://127.0.0.1:{port}",
+        webserver,
+        _start_daemon(daemon_command, env, log_dir) if daemon else None,
+        log_dir,
+        daemon_command,
+        env,
     )
-    url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + ready_timeout
         while True:
             if webserver.poll() is not None:
                 raise RuntimeError(f"dagster-webserver exited; see {log_dir / 'webserver.log'}")
             try:
-                if httpx.get(f"{url}/server_info", timeout=2).status_code == 200:
+                if httpx.get(f"{processes.url}/server_info", timeout=2).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
                 raise TimeoutError(f"dagster-webserver not ready; see {log_dir}")
             time.sleep(0.5)
-        yield DagsterProcesses(url, webserver, daemon_process, log_dir)
+        yield processes
     finally:
-        if daemon_process is not None:
-            _stop(daemon_process)
+        processes.stop_daemon()
         _stop(webserver)
         web_log.close()
-        daemon_log.close()

@@ -1,11 +1,13 @@
 """Fixtures of the fault tests: those of the sync engine tests (an integration on the shared
-1C emulator, SQL helpers, the hooked event bus), and waiting for a condition."""
+1C emulator, SQL helpers, the hooked event bus), the API tests' sidecar and client, and
+waiting for a condition."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 
+from tests.api.conftest import api, sidecar  # noqa: F401 - fixtures
 from tests.sync.conftest import bus, integration, no_overlap, sql  # noqa: F401 - fixtures
 
 

@@ -129,6 +129,36 @@ def test_refused_order_is_marked_and_the_others_go_on(catalogue, emulator, sql, 
     )
 
 
+@pytest.mark.http_service_only("the OData emulator takes an order for an unknown good")
+def test_a_refused_order_exported_after_a_fix_resolves_its_reject(catalogue, emulator, sql, bus):
+    unknown = sql(
+        "INSERT INTO products (integration_id, onec_id, name) "
+        "VALUES ('main-1c', gen_random_uuid(), 'Нет в 1С') RETURNING id"
+    )[0][0]
+    fixed = _order(sql, product_id=unknown, when=datetime(2026, 11, 20, 9, 0, tzinfo=MOSCOW))
+    still_bad = _order(sql, product_id=unknown, when=datetime(2026, 11, 20, 9, 5, tzinfo=MOSCOW))
+    refused = export_orders(catalogue, DAY, publisher=bus)
+    assert (refused.status, refused.rejected) == ("partial", 2)
+    # A person puts a good 1C knows into one order and sends it again.
+    known = sql("SELECT id FROM products WHERE is_active ORDER BY code LIMIT 1")[0][0]
+    sql("UPDATE order_items SET product_id = :p WHERE order_id = :o", p=known, o=fixed)
+    sql("UPDATE orders SET status = 'new' WHERE id = :o", o=fixed)
+
+    result = export_orders(catalogue, DAY, publisher=bus)
+
+    assert (result.status, result.created, result.rejected) == ("success", 1, 0)
+    assert _state(sql, fixed).status == "exported"
+    rejects = sql(
+        "SELECT onec_id, sync_log_id, resolved_by_sync_log_id, resolved_at IS NOT NULL "
+        "FROM sync_rejects ORDER BY onec_id = :bad",
+        bad=still_bad,
+    )
+    assert [tuple(r) for r in rejects] == [
+        (fixed, refused.sync_log_id, result.sync_log_id, True),
+        (still_bad, refused.sync_log_id, None, False),
+    ]
+
+
 def test_1c_unavailable_stops_the_export_and_orders_stay_new(catalogue, onec, sql, bus):
     order_id = _order(sql)
     onec.fail_order_posts(20)

@@ -86,12 +86,20 @@ ORDER BY o.order_date, o.id
 """
 
 # The status guard keeps an order a person changed meanwhile (or the status sync already
-# recorded) from being overwritten.
+# recorded) from being overwritten. 1C took the order, so the rejects of its earlier refused
+# exports are resolved by this export, in the same statement (export records each order as
+# 1C answers, not in one final transaction).
 _EXPORTED_SQL = """
-UPDATE orders SET status = 'exported', onec_id = %(onec_id)s, onec_number = %(number)s,
-    onec_status = %(status)s, exported_at = now(), export_error = NULL,
-    export_attempts = export_attempts + 1, updated_at = now()
-WHERE id = %(id)s AND status = 'new'
+WITH exported AS (
+    UPDATE orders SET status = 'exported', onec_id = %(onec_id)s, onec_number = %(number)s,
+        onec_status = %(status)s, exported_at = now(), export_error = NULL,
+        export_attempts = export_attempts + 1, updated_at = now()
+    WHERE id = %(id)s AND status = 'new'
+)
+UPDATE sync_rejects r SET resolved_at = now(), resolved_by_sync_log_id = %(log)s
+FROM sync_logs l
+WHERE r.sync_log_id = l.id AND l.integration_id = %(integration)s AND l.entity = %(entity)s
+    AND r.onec_id = %(id)s AND r.resolved_at IS NULL AND r.sync_log_id <> %(log)s
 """
 
 # A protocol without an idempotency key (OData) may have created the 1C document before 1C
@@ -155,6 +163,9 @@ def _record(sync: SyncRun, order_id: str, created: OrderCreated) -> None:
             "onec_id": str(created.id),
             "number": created.number,
             "status": created.status,
+            "log": sync.log_id,
+            "integration": sync.integration_id,
+            "entity": sync.entity,
         },
     )
     if created.duplicate:

@@ -35,6 +35,7 @@ import orjson
 import psycopg2
 import psycopg2.extensions
 import psycopg2.extras
+import sqlalchemy.exc
 
 from tradeos_pipelines.core.integration import IntegrationConfig
 from tradeos_pipelines.core.scrub import scrubber_for
@@ -59,7 +60,7 @@ from tradeos_pipelines.sources.common.errors import (
 )
 from tradeos_pipelines.sources.common.rows import Page
 from tradeos_pipelines.sources.common.values import parse_local_datetime
-from tradeos_pipelines.storage.database import get_engine, session_scope
+from tradeos_pipelines.storage.database import get_engine, session_scope, when_reachable
 from tradeos_pipelines.storage.integrations import load_integration
 
 log = logging.getLogger(__name__)
@@ -160,7 +161,8 @@ def run_entity_sync(
                 scrub.scrub_exception(exc)
                 reason = scrub(describe_failure(exc))
                 try:
-                    fail_log(engine, log_id, reason, sync.counts)
+                    # After a PostgreSQL restart this waits for the server to answer again.
+                    when_reachable(lambda: fail_log(engine, log_id, reason, sync.counts))
                 except Exception as log_exc:
                     # The next sync marks the row failed ("interrupted"); say so in the log.
                     log.error("could not mark sync_logs %s failed: %s", log_id, log_exc)
@@ -207,16 +209,24 @@ def is_transient(exc: BaseException) -> bool:
     """True for a failure that a later run may not meet: 1C unavailable through the whole
     retry budget, its circuit open, or the PostgreSQL connection lost. Never for an auth,
     404, validation or protocol error, nor for an aborted sync (too many rejected rows)."""
-    return isinstance(
-        exc,
-        OneCUnavailable | CircuitOpenError | psycopg2.OperationalError | psycopg2.InterfaceError,
-    )
+    return isinstance(exc, OneCUnavailable | CircuitOpenError) or _connection_error(exc) is not None
+
+
+def _connection_error(exc: BaseException) -> BaseException | None:
+    """The driver's error when ``exc`` is a lost or refused PostgreSQL connection: on the
+    sync's own psycopg2 connection, or on a pooled one (SQLAlchemy wraps the driver's)."""
+    if isinstance(exc, sqlalchemy.exc.DBAPIError):
+        exc = exc.orig
+    if isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError):
+        return exc
+    return None
 
 
 def describe_failure(exc: BaseException) -> str:
     """The reason ``sync_logs.error`` shows: what failed, in words an operator can act on."""
-    if isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError):
-        return f"PostgreSQL connection lost or refused: {str(exc).strip() or type(exc).__name__}"
+    lost = _connection_error(exc)
+    if lost is not None:
+        return f"PostgreSQL connection lost or refused: {str(lost).strip() or type(lost).__name__}"
     if isinstance(exc, KeyboardInterrupt | asyncio.CancelledError | SystemExit):
         return "interrupted: the sync was cancelled before it committed"
     if isinstance(exc, SyncAborted):

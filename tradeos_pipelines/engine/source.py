@@ -95,8 +95,17 @@ async def onec_client(sync: SyncRun) -> AsyncIterator[OneCSource]:
             sync.integration, redis=redis, request_log=request_log, run_id=sync.run_id
         ) as client:
             yield client
-    finally:
+    except BaseException:
+        # The sync's own failure is what sync_logs and the run must show: a request log that
+        # cannot be written for the same reason (PostgreSQL gone) must not replace it.
+        try:
+            await request_log.aclose()
+        except Exception as exc:
+            log.error("could not write the request log of %s: %s", sync.integration_id, exc)
+        raise
+    else:
         await request_log.aclose()
+    finally:
         await redis.aclose()
 
 

@@ -5,7 +5,8 @@ thread writes the buffer every ``batch_size`` rows or ``flush_interval`` seconds
 ``close()`` writes what is left. Rows carry the method, the path (query without secrets),
 status, duration, attempt number, error text and Dagster run id: never credentials or bodies.
 If the database refuses a batch, the rows stay buffered (up to ``max_buffer``) and are tried
-again on the next flush.
+again on the next flush; ``close()`` waits up to ``close_wait_s`` for a PostgreSQL that is
+restarting, so the attempts made during a restart are still written.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any, Self
 
 from sqlalchemy import Engine, insert
 
-from tradeos_pipelines.storage.database import get_engine
+from tradeos_pipelines.storage.database import REACHABLE_WAIT_SECONDS, get_engine, when_reachable
 from tradeos_pipelines.storage.tables import IntegrationLog
 
 log = logging.getLogger(__name__)
@@ -40,11 +41,13 @@ class IntegrationLogWriter:
         batch_size: int = 200,
         flush_interval: float = 1.0,
         max_buffer: int = 100_000,
+        close_wait_s: float = REACHABLE_WAIT_SECONDS,
     ) -> None:
         self._engine = engine or get_engine(database_url)
         self.batch_size = batch_size
         self.flush_interval = flush_interval
         self.max_buffer = max_buffer
+        self.close_wait_s = close_wait_s
         self._rows: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
@@ -110,14 +113,15 @@ class IntegrationLogWriter:
                 raise
 
     def close(self) -> None:
-        """Stop the background thread and write what is left."""
+        """Stop the background thread and write what is left (waiting ``close_wait_s`` for an
+        unreachable PostgreSQL; after that the error is raised and the rows stay unwritten)."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
         self._wake.set()
         self._thread.join()
-        self.flush()
+        when_reachable(self.flush, wait_s=self.close_wait_s)
 
     async def aclose(self) -> None:
         """``close()`` without blocking the event loop."""

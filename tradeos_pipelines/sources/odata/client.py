@@ -52,7 +52,7 @@ from tradeos_pipelines.sources.common.errors import (
     OneCValidationError,
     describe_body,
 )
-from tradeos_pipelines.sources.common.ports import RequestLog, StatusPublisher
+from tradeos_pipelines.sources.common.ports import RequestLog, StatusPublisher, StoredCatalogue
 from tradeos_pipelines.sources.common.rows import (
     NomenclatureItem,
     OneCHealth,
@@ -97,6 +97,9 @@ KEYS_PER_FILTER = 10
 # Statuses of orders are read for documents dated this far before ``changed_since``: an
 # order's status changes after its date, and documents have no modification time in OData.
 ORDER_STATUS_WINDOW = timedelta(days=30)
+# Goods whose Ref_Key,DataVersion one change probe compares with TradeOS's (one call).
+PROBE_WINDOW = 1000
+PROBE_POSITION_TTL_SECONDS = 7 * 24 * 3600
 # A POST of an order is sent once per attempt (1C has no idempotency key) and looked up in
 # between; this many when the retry policy counts by time, not attempts.
 ORDER_POST_ATTEMPTS = 4
@@ -561,15 +564,19 @@ class ODataClient(OneCConnection):
             page.next_cursor = str(skip + limit)
         return page
 
-    async def has_changes(self, entity: Entity, changed_since: datetime | None) -> bool:
+    async def has_changes(
+        self,
+        entity: Entity,
+        changed_since: datetime | None,
+        catalogue: StoredCatalogue | None = None,
+    ) -> bool:
         """A cheap probe of whether ``entity`` may have changed after ``changed_since``.
 
         Orders: a posted TradeOS order dated after ``changed_since`` (a status change of an
-        older one has no cheap trace: the orders schedule reads those). Nomenclature: a price set
-        since then (a goods edit changes only its ``DataVersion``, which needs the full
-        ``Ref_Key,DataVersion`` pass: the schedule's incremental sync finds those). Stock:
-        never (a balance has no change time, and ``Balance`` is slow on a real base: the
-        stock schedule reads it).
+        older one has no cheap trace: the orders schedule reads those). Nomenclature: a price
+        set since then, or (given what TradeOS holds, ``catalogue``) goods added or edited,
+        see :meth:`_goods_changed`. Stock: never (a balance has no change time, and
+        ``Balance`` is slow on a real base: the stock schedule reads it).
         """
         if entity == "stock":
             return False
@@ -584,7 +591,7 @@ class ODataClient(OneCConnection):
             return bool(rows)
         if entity == "nomenclature":
             if self.price_type_key is None:
-                return False
+                return catalogue is not None and await self._goods_changed(catalogue)
             rows = await self.get_rows(
                 f"{self.price_register}_RecordType",
                 {
@@ -594,8 +601,51 @@ class ODataClient(OneCConnection):
                     "$top": 1,
                 },
             )
-            return bool(rows)
+            return bool(rows) or (catalogue is not None and await self._goods_changed(catalogue))
         raise ValueError(f"unknown entity {entity!r}; one of nomenclature, stock, orders")
+
+    async def _goods_changed(self, catalogue: StoredCatalogue) -> bool:
+        """Goods added or edited in 1C, found without reading the whole catalogue.
+
+        An edit changes only the item's ``DataVersion`` (no time to filter on), so each call
+        compares one window of :data:`PROBE_WINDOW` keys' ``Ref_Key,DataVersion`` with what
+        TradeOS holds, the next call the next window (the position is kept in Redis): an edit
+        is seen within ``goods / PROBE_WINDOW`` probes. An added good is seen at once: 1C
+        then has more goods than TradeOS knows (``$count``; a good deleted in 1C only lowers
+        it, so the comparison never keeps asking for runs that cannot settle it).
+        """
+        if await self.count(md.GOODS) > catalogue.count():
+            return True
+        position = self._probe_key()
+        skip = int(await self._redis.get(position) or 0) if self._redis is not None else 0
+        rows = await self.get_rows(
+            md.GOODS,
+            {
+                "$select": "Ref_Key,DataVersion",
+                "$orderby": "Ref_Key",
+                "$top": PROBE_WINDOW,
+                "$skip": skip,
+            },
+        )
+        if self._redis is not None:
+            # Past the end, the next probe starts again from the first key.
+            following = skip + len(rows) if len(rows) == PROBE_WINDOW else 0
+            await self._redis.set(position, following, ex=PROBE_POSITION_TTL_SECONDS)
+        if not rows and skip:
+            return False
+        known = catalogue.versions([str(row.get("Ref_Key")) for row in rows])
+        return any(
+            not any(
+                same_data_version(version, str(row.get("DataVersion")))
+                for version in known.get(str(row.get("Ref_Key")), ())
+            )
+            for row in rows
+        )
+
+    def _probe_key(self) -> str:
+        where = hashlib.blake2b(self.base_url.encode(), digest_size=8).hexdigest()
+        namespace = get_settings().redis_namespace
+        return f"{namespace}:onec:odata-probe:{self.integration_id}:{where}"
 
     # ----- orders out -------------------------------------------------------------------------
     async def find_order(self, external_id: UUID) -> dict[str, Any] | None:

@@ -5,6 +5,7 @@ import { api, ApiError, clearToken, getToken, handleUnauthorized, listOf, setTok
 import { ChartsView } from "./js/charts.js";
 import { byId, el, setMessage } from "./js/dom.js";
 import { formatDateTime, parseTime } from "./js/format.js";
+import { IntegrationForm } from "./js/integration-form.js";
 import {
   applyEvent,
   applyHealth,
@@ -47,6 +48,13 @@ class Dashboard {
     this.charts = new ChartsView();
     this.channels = new AlertChannelsView();
     this.history = new ProductHistoryView();
+    this.form = new IntegrationForm({
+      onSaved: (integration, created) => {
+        toast(created ? `Интеграция «${integration.name}» добавлена.` : `Интеграция «${integration.name}» сохранена.`);
+        this.loadIntegrations();
+      },
+    });
+    byId("integration-add").addEventListener("click", () => this.form.open());
     this.feed = null;
     // When the latest sync end seen live happened; older aggregate answers are re-asked.
     this.newsAt = null;
@@ -108,6 +116,7 @@ class Dashboard {
       else {
         card = new IntegrationCard(emptyState(integration), {
           onChanged: () => this.renderAlerts(),
+          onEdit: (current) => this.form.open(current),
           toast,
         });
         this.cards.set(integration.id, card);

@@ -5,6 +5,7 @@
 
 import { api, ApiError } from "./api.js";
 import { el, setMessage } from "./dom.js";
+import { PROTOCOL_NAMES } from "./integration-form.js";
 import { ENTITY_NAMES, entityName, formatAge, formatDateTime, formatInt, formatPercent, parseTime } from "./format.js";
 
 export const STATUS_NAMES = {
@@ -221,7 +222,8 @@ export function applyEvent(state, event) {
 export class IntegrationCard {
   /**
    * @param {object} state from emptyState()
-   * @param {{onChanged: () => void, toast: (text: string, kind?: string) => void}} hooks
+   * @param {{onChanged: () => void, onEdit?: (integration: object) => void,
+   *          toast: (text: string, kind?: string) => void}} hooks
    */
   constructor(state, hooks) {
     this.state = state;
@@ -245,6 +247,8 @@ export class IntegrationCard {
     this.syncButton = el("button", { type: "button", class: "primary", text: "Синхронизировать" });
     this.toggleButton = el("button", { type: "button" });
     this.testButton = el("button", { type: "button", text: "Проверить связь" });
+    this.editButton = el("button", { type: "button", text: "Изменить" });
+    this.editButton.addEventListener("click", () => hooks.onEdit?.(this.state.integration));
     this.syncButton.addEventListener("click", () => this.syncNow());
     this.toggleButton.addEventListener("click", () => this.toggleEnabled());
     this.testButton.addEventListener("click", () => this.testConnection());
@@ -264,7 +268,7 @@ export class IntegrationCard {
       ),
       this.problem,
       this.rejects,
-      el("div", { class: "actions" }, this.syncButton, this.toggleButton, this.testButton),
+      el("div", { class: "actions" }, this.syncButton, this.toggleButton, this.testButton, this.editButton),
       this.result,
     );
     this.update();
@@ -277,7 +281,8 @@ export class IntegrationCard {
     this.node.dataset.status = status;
     this.node.classList.toggle("alert", status === "circuit_open" || status === "failed" || state.errorStreak >= REPEATED_FAILURES);
     this.title.textContent = integration.name;
-    this.subtitle.textContent = `${integration.id} · ${integration.base_url}`;
+    const protocol = PROTOCOL_NAMES[integration.protocol] || integration.protocol;
+    this.subtitle.textContent = `${integration.id} · ${protocol} · ${integration.base_url}`;
     this.badge.textContent = STATUS_NAMES[status];
     this.badge.dataset.status = status;
 

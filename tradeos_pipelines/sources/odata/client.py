@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import hashlib
 import random
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -90,6 +91,8 @@ from tradeos_pipelines.sources.odata.parsing import (
 )
 
 SERVICE = "odata/standard.odata"
+# A page's barcodes per good and prices per good.
+Joined = tuple[dict[str, list[str]], dict[str, Decimal]]
 MAX_PAGE_SIZE = 1000
 # Keys per `Ref_Key eq guid'…' or …` filter: percent-encoded, a Cyrillic field name and a
 # key take ~130 bytes, so ten keep the query string under IIS's default limit of 2048.
@@ -361,7 +364,7 @@ class ODataClient(OneCConnection):
         select = {"$select": "Номенклатура_Key,Цена"}
         return await self.get_rows(self._slice_last(f"{kind} and ({condition})"), select)
 
-    async def _joined(self, rows: list[Any]) -> tuple[dict[str, list[str]], dict[str, Decimal]]:
+    async def _joined(self, rows: list[Any]) -> Joined:
         """The barcodes and prices of one page of goods read in ``Ref_Key`` order.
 
         Asked by the page's key range (``ge`` its first key, ``le`` its last), two calls a
@@ -423,11 +426,33 @@ class ODataClient(OneCConnection):
         total = await self.count(md.GOODS)
         units, vat_rates = await self._names(md.UNITS), await self._names(md.VAT_RATES)
         params = {"$select": ",".join(md.GOODS_FIELDS), "$orderby": "Ref_Key"}
-        async for rows in self.pages(md.GOODS, params, page_size):
-            # The next page of goods is already on its way (pages() reads ahead) while this
-            # one's barcodes and prices are read.
-            barcodes, prices = await self._joined(rows)
-            yield GoodsParser(units, vat_rates, barcodes, prices).page(rows, total)
+        # A page's barcodes and prices are asked for as soon as the page arrives, and the
+        # page is joined one page later: 1C works on the next pages while this one is joined
+        # and staged (pages() itself reads the next page of goods ahead).
+        waiting: deque[tuple[list[Any], asyncio.Future[Joined]]] = deque()
+        try:
+            async for rows in self.pages(md.GOODS, params, page_size):
+                waiting.append((rows, asyncio.ensure_future(self._joined(rows))))
+                if len(waiting) > 1:
+                    yield await self._join_page(waiting.popleft(), units, vat_rates, total)
+            while waiting:
+                yield await self._join_page(waiting.popleft(), units, vat_rates, total)
+        finally:
+            for _, joined in waiting:
+                joined.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await joined
+
+    @staticmethod
+    async def _join_page(
+        pending: tuple[list[Any], asyncio.Future[Joined]],
+        units: Mapping[str, str],
+        vat_rates: Mapping[str, str],
+        total: int,
+    ) -> Page[NomenclatureItem]:
+        rows, joined = pending
+        barcodes, prices = await joined
+        return GoodsParser(units, vat_rates, barcodes, prices).page(rows, total)
 
     async def _changed_goods(
         self,

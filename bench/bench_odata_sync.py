@@ -2,7 +2,9 @@
 number beside its floor in the same run:
 
 - full sync of N goods (OData emulator in its own process)         goal ≤ 2× the floor
-- floor: bare httpx read of the same Catalog_Номенклатура pages ($top/$skip) + COPY
+- floor: bare httpx read of the same pages + COPY: each Catalog_Номенклатура page ($top/$skip)
+  and the barcode and price pages the engine reads for it; ``floor_goods_only`` reads the
+  goods pages alone
 - incremental with 100 changed of N: time, rows and bytes 1C served (the Ref_Key,DataVersion
   pass plus the changed rows and their barcodes and prices)
 - peak RSS of a child process running a full sync (``--rss-items``; 0 skips it)
@@ -26,6 +28,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import orjson
@@ -39,6 +42,8 @@ sys.path.insert(0, str(ROOT))
 USER, PASSWORD = "Администратор", "пароль"
 PAGE_SIZE = 1000
 GOODS = "Catalog_Номенклатура"
+BARCODES = "InformationRegister_ШтрихкодыУпаковокТоваров"
+PRICES = "InformationRegister_ЦеныНоменклатуры25_RecordType"
 SELECT = (
     "Ref_Key,DataVersion,DeletionMark,Parent_Key,IsFolder,Code,Description,Артикул,"
     "НаименованиеПолное,ЕдиницаИзмерения_Key,СтавкаНДС_Key"
@@ -98,17 +103,21 @@ def bench_engine(items: int) -> dict[str, Any]:
 
     out: dict[str, Any] = {}
     with ODataEmulatorProcess(items=items, username=USER, password=PASSWORD) as emulator:
-        _add_integration("bench", emulator.base_url, _price_type(emulator.odata_url))
-        out["floor"] = bench_floor(emulator.odata_url)
+        price_type = _price_type(emulator.odata_url)
+        _add_integration("bench", emulator.base_url, price_type)
+        out["floor_goods_only"] = bench_floor(emulator.odata_url)
+        out["floor"] = bench_floor(emulator.odata_url, price_type)
         started = time.perf_counter()
         full = sync_nomenclature("bench", full=True)
+        seconds = time.perf_counter() - started
         out["full"] = {
-            "seconds": round(time.perf_counter() - started, 3),
+            "seconds": round(seconds, 3),
             "engine_seconds": full.duration_s,
             "created": full.created,
             "fetched": full.fetched,
+            "ratio_to_floor": round(seconds / out["floor"]["seconds"], 2),
+            "ratio_to_floor_goods_only": round(seconds / out["floor_goods_only"]["seconds"], 2),
         }
-        out["full"]["ratio_to_floor"] = round(out["full"]["seconds"] / out["floor"]["seconds"], 2)
         emulator.control.change_items(100)
         rows, sent = _served(emulator)
         started = time.perf_counter()
@@ -125,8 +134,12 @@ def bench_engine(items: int) -> dict[str, Any]:
     return out
 
 
-def bench_floor(odata_url: str) -> dict[str, Any]:
-    """Bare httpx reading every goods page ($top/$skip, the same $select), then COPY."""
+def bench_floor(odata_url: str, price_type: str | None = None) -> dict[str, Any]:
+    """Bare httpx reading every goods page ($top/$skip, the same $select), then COPY.
+
+    With ``price_type``, also the other pages the engine reads for each page of goods: its
+    barcodes and its prices (by the page's key range), one after the other, not joined.
+    """
     dsn = make_url(os.environ["TRADEOS_DATABASE_URL"]).set(drivername="postgresql")
     conn = psycopg2.connect(dsn.render_as_string(hide_password=False))
     conn.autocommit = True
@@ -134,7 +147,7 @@ def bench_floor(odata_url: str) -> dict[str, Any]:
         cur.execute("CREATE UNLOGGED TABLE IF NOT EXISTS bench_floor (r jsonb)")
         cur.execute("TRUNCATE bench_floor")
     read = copy = 0.0
-    rows = skip = 0
+    rows = skip = register_rows = 0
     auth = (USER.encode(), PASSWORD.encode())
     with httpx.Client(base_url=odata_url + "/", auth=auth, timeout=60) as http:
         while True:
@@ -144,6 +157,9 @@ def bench_floor(odata_url: str) -> dict[str, Any]:
                 f"&$top={PAGE_SIZE}&$skip={skip}"
             )
             page = orjson.loads(http.get(f"{GOODS}?{query}").content)["value"]
+            if page and price_type is not None:
+                for resource in _register_pages(page, price_type):
+                    register_rows += len(orjson.loads(http.get(resource).content)["value"])
             read += time.perf_counter() - started
             started = time.perf_counter()
             data = b"\n".join(orjson.dumps(item) for item in page)
@@ -164,7 +180,20 @@ def bench_floor(odata_url: str) -> dict[str, Any]:
         "read_seconds": round(read, 3),
         "copy_seconds": round(copy, 3),
         "rows": rows,
+        "register_rows": register_rows,
     }
+
+
+def _register_pages(page: list[dict[str, Any]], price_type: str) -> list[str]:
+    """The barcode and price requests of one page of goods, as the client asks them."""
+    first, last = page[0]["Ref_Key"], page[-1]["Ref_Key"]
+    keys = f"Номенклатура_Key ge guid'{first}' and Номенклатура_Key le guid'{last}'"
+    condition = f"ВидЦены_Key eq guid'{price_type}' and ({keys})".replace("'", "''")
+    common = "$format=json&allowedOnly=true"
+    return [
+        f"{BARCODES}?{common}&$select=Штрихкод,Номенклатура_Key&$filter={quote(keys)}",
+        f"{PRICES}/SliceLast(Condition='{condition}')?{common}&$select=Номенклатура_Key,Цена",
+    ]
 
 
 def bench_memory(items: int) -> dict[str, Any]:

@@ -276,3 +276,42 @@ def test_change_sensor_reads_a_cursor_of_the_first_format(
     assert datetime.fromisoformat(stored["requested_at"]).timestamp() == pytest.approx(
         requested_at, abs=0.001
     )
+
+
+def test_change_sensor_sees_goods_edited_and_added_in_an_odata_1c(
+    instance, tradeos, session, partitions, make_integration, odata_emulator
+) -> None:
+    from tests.fixtures.emulator import ODataSide
+    from tradeos_pipelines.engine import sync_nomenclature
+
+    side = ODataSide(odata_emulator)
+    make_integration("odata-1c", **side.integration_fields())
+    partitions("odata-1c")
+    set_watermarks(session, "odata-1c", PAST_EVERYTHING)
+    # TradeOS holds the catalogue as 1C has it now (the sync moves the nomenclature watermark).
+    synced = sync_nomenclature("odata-1c", full=True)
+    assert synced.created == side.items + side.folders
+    quiet = onec_change_sensor(context(instance, tradeos, name="onec_changes"))
+    assert quiet.run_requests == []
+    assert quiet.skip_reason.skip_message == (
+        "odata-1c: no changes in 1C since 2026-01-01 03:00:00 MSK (nomenclature, stock, orders)"
+    )
+
+    # An edit in 1C changes only the good's DataVersion: no time to ask about, yet it is seen.
+    side.change_items(1)
+    edited = onec_change_sensor(context(instance, tradeos, cursor=quiet.cursor))
+    assert [(r.job_name, r.partition_key) for r in edited.run_requests] == [
+        ("nomenclature_sync", "odata-1c")
+    ]
+
+    # Once the run has taken the edit, nothing is asked for; a good added in 1C is, at once.
+    after = sync_nomenclature("odata-1c")
+    assert after.updated == 1
+    settled = onec_change_sensor(context(instance, tradeos, name="onec_changes"))
+    assert settled.run_requests == []
+    odata_emulator.control.add_items(1)
+    added = onec_change_sensor(context(instance, tradeos, cursor=settled.cursor))
+    assert [(r.job_name, r.partition_key) for r in added.run_requests] == [
+        ("nomenclature_sync", "odata-1c")
+    ]
+    side.close()

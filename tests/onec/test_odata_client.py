@@ -93,15 +93,22 @@ def requests(emulator: ODataEmulatorServer, label: str) -> int:
 async def test_full_read_pages_and_joins_names_barcodes_and_prices(odata_emulator, make_odata, raw):
     key = retail_key(raw)
     goods = raw(GOODS)
-    before = requests(odata_emulator, f"GET {GOODS}")
+    barcodes, prices = md.BARCODES, "InformationRegister_ЦеныНоменклатуры25_RecordType/SliceLast(…)"
+    labels = (f"GET {GOODS}", f"GET {barcodes}", f"GET {prices}")
+    before = {label: requests(odata_emulator, label) for label in labels}
     async with make_odata(odata_emulator, price_type_key=key) as client:
         items, rejected = await read_all(client.iter_nomenclature(page_size=50))
 
     assert rejected == []
     assert sorted(str(i.id) for i in items) == sorted(g["Ref_Key"] for g in goods)
-    # 1C sends no nextLink: $top/$skip pages of 50, the short fifth page ends the read.
+    # 1C sends no nextLink: $top/$skip pages of 50, the short fifth page ends the read. The
+    # barcodes and prices are read page by page (by the page's key range), never whole.
     assert len(goods) == 204
-    assert requests(odata_emulator, f"GET {GOODS}") - before == 5
+    assert {label: requests(odata_emulator, label) - n for label, n in before.items()} == {
+        f"GET {GOODS}": 5,
+        f"GET {barcodes}": 5,
+        f"GET {prices}": 5,
+    }
     item = next(i for i in items if not i.is_folder and i.barcodes)
     row = next(g for g in goods if g["Ref_Key"] == str(item.id))
     units = {u["Ref_Key"]: u["Description"] for u in raw("Catalog_УпаковкиЕдиницыИзмерения")}
@@ -372,7 +379,7 @@ async def test_a_good_without_a_name_is_rejected_naming_the_field(odata_emulator
 
 async def test_fast_and_careful_paths_make_the_same_item(odata_emulator, make_odata, raw):
     key = retail_key(raw)
-    async with make_odata(odata_emulator, price_type_key=key) as client:
-        parser = await client._goods_parser(None)
     rows = raw(GOODS)
+    async with make_odata(odata_emulator, price_type_key=key) as client:
+        parser = await client._goods_parser([r["Ref_Key"] for r in rows])
     assert [parser._fast(r) for r in rows] == [parser._careful(r) for r in rows]

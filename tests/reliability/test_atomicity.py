@@ -17,39 +17,32 @@ from tradeos_pipelines.engine import (
     sync_stock,
 )
 
-# The OData side of the sync tests has no such control yet (docs/1c-odata.md).
-pytestmark = pytest.mark.http_service_only(
-    "drives the HTTP-service emulator's faults by path and its stock/order controls"
-)
-
 DAY = date(2026, 11, 20)
 STOCK = "SELECT product_id, warehouse_id, quantity, reserved, available, sync_version FROM stock"
 ORDERS = "SELECT id, status, onec_status, onec_modified_at, updated_at FROM orders ORDER BY 1"
 
 
-def _failed_mid_pass(sync, bus, emulator, path: str, after_page: int = 2) -> SyncFailed:
+def _failed_mid_pass(sync, bus, onec, entity: str, after_page: int = 2) -> SyncFailed:
     """Run ``sync`` with 1C failing (HTTP 500, past the retry budget) once ``after_page`` pages
     were staged (the client reads ahead: the page two after it is the first that fails)."""
-    bus.on_page(after_page, lambda: emulator.control.inject_fault("500", 50, path=path))
+    bus.on_page(after_page, lambda: onec.fail_reads(entity, 50))
     with pytest.raises(SyncFailed) as failed:
         sync()
     bus.hooks.clear()
-    emulator.control.clear_faults()
+    onec.clear_faults()
     return failed.value
 
 
-def test_stock_failing_mid_pass_changes_nothing(integration, emulator, sql, bus):
+def test_stock_failing_mid_pass_changes_nothing(integration, onec, sql, bus):
     sync_nomenclature(integration, publisher=bus)
     sync_stock(integration, publisher=bus)
     # Five pages of 50: the fault armed after the second page hits the fourth whatever else
     # the incremental read picks up (the first three are read or on the wire by then).
-    emulator.control.change_stock(250)
+    onec.change_stock(250)
     before = sql(STOCK + " ORDER BY 1, 2")
     state = sql("SELECT watermark, last_sync_version FROM sync_state WHERE entity = 'stock'")
 
-    failed = _failed_mid_pass(
-        lambda: sync_stock(integration, publisher=bus), bus, emulator, "/stock"
-    )
+    failed = _failed_mid_pass(lambda: sync_stock(integration, publisher=bus), bus, onec, "stock")
 
     assert "500" in failed.reason
     assert sql(STOCK + " ORDER BY 1, 2") == before
@@ -61,7 +54,7 @@ def test_stock_failing_mid_pass_changes_nothing(integration, emulator, sql, bus)
     assert (retry.status, retry.updated, retry.created) == ("success", 250, 0)
 
 
-def test_order_statuses_failing_mid_pass_change_nothing(integration, emulator, sql, bus):
+def test_order_statuses_failing_mid_pass_change_nothing(integration, onec, sql, bus):
     sync_nomenclature(integration, publisher=bus)
     sql("UPDATE integrations SET page_size = 1 WHERE id = :id", id=integration)
     moscow = ZoneInfo("Europe/Moscow")
@@ -82,15 +75,15 @@ def test_order_statuses_failing_mid_pass_change_nothing(integration, emulator, s
     export_orders(integration, DAY, publisher=bus)
     sync_order_statuses(integration, DAY, publisher=bus)
     for onec_id in sql("SELECT onec_id::text FROM orders ORDER BY id"):
-        emulator.control.set_order_status(order_id=onec_id[0], status="Отгружен")
+        status = onec.set_order_status(onec_id[0])
     before = sql(ORDERS)
     state = sql("SELECT watermark, last_sync_version FROM sync_state WHERE entity = 'orders'")
 
     failed = _failed_mid_pass(
         lambda: sync_order_statuses(integration, DAY, publisher=bus),
         bus,
-        emulator,
-        "/orders",
+        onec,
+        "orders",
         after_page=1,
     )
 
@@ -101,4 +94,4 @@ def test_order_statuses_failing_mid_pass_change_nothing(integration, emulator, s
     )
     retry = sync_order_statuses(integration, DAY, publisher=bus)
     assert (retry.status, retry.updated) == ("success", 5)
-    assert {r[0] for r in sql("SELECT onec_status FROM orders")} == {"Отгружен"}
+    assert {r[0] for r in sql("SELECT onec_status FROM orders")} == {status}

@@ -33,11 +33,6 @@ from tradeos_pipelines.storage.database import get_engine
 
 from .conftest import wait_for
 
-# The OData side of the sync tests has no such control yet (docs/1c-odata.md).
-pytestmark = pytest.mark.http_service_only(
-    "changes rows through the HTTP-service emulator's controls"
-)
-
 DAY = date(2026, 11, 20)
 
 
@@ -50,9 +45,9 @@ class Case:
     resync: Callable[[str], object]
 
 
-def _nomenclature(integration: str, emulator, sql) -> Case:
+def _nomenclature(integration: str, onec, sql) -> Case:
     sync_nomenclature(integration)
-    emulator.control.change_items(120)
+    onec.change_items(120)
     return Case(
         "nomenclature",
         "from tradeos_pipelines.engine import sync_nomenclature; sync_nomenclature('main-1c')",
@@ -62,10 +57,10 @@ def _nomenclature(integration: str, emulator, sql) -> Case:
     )
 
 
-def _stock(integration: str, emulator, sql) -> Case:
+def _stock(integration: str, onec, sql) -> Case:
     sync_nomenclature(integration)
     sync_stock(integration)
-    emulator.control.change_stock(30)
+    onec.change_stock(30)
     return Case(
         "stock",
         "from tradeos_pipelines.engine import sync_stock; sync_stock('main-1c')",
@@ -76,7 +71,7 @@ def _stock(integration: str, emulator, sql) -> Case:
     )
 
 
-def _order_statuses(integration: str, emulator, sql) -> Case:
+def _order_statuses(integration: str, onec, sql) -> Case:
     sync_nomenclature(integration)
     order_id = str(uuid.uuid4())
     sql(
@@ -93,7 +88,7 @@ def _order_statuses(integration: str, emulator, sql) -> Case:
     export_orders(integration, DAY)
     sync_order_statuses(integration, DAY)
     onec_id = sql("SELECT onec_id::text FROM orders WHERE id = :id", id=order_id)[0][0]
-    emulator.control.set_order_status(order_id=onec_id, status="Отгружен")
+    onec.set_order_status(onec_id)
     return Case(
         "orders",
         "import datetime; from tradeos_pipelines.engine import sync_order_statuses; "
@@ -108,9 +103,9 @@ def _order_statuses(integration: str, emulator, sql) -> Case:
     "setup", [_nomenclature, _stock, _order_statuses], ids=lambda f: f.__name__[1:]
 )
 def test_a_sync_killed_mid_commit_writes_nothing_and_the_next_recovers(
-    setup, integration, emulator, sql, db
+    setup, integration, onec, sql, db
 ):
-    case = setup(integration, emulator, sql)
+    case = setup(integration, onec, sql)
     before = sql(case.snapshot)
     state = "SELECT watermark, last_sync_version FROM sync_state WHERE entity = :e"
     watermark = sql(state, e=case.entity)[0]

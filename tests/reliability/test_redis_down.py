@@ -12,16 +12,9 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 from tradeos_pipelines.devstack.embedded import start_redis_server
 
 from .conftest import wait_for
-
-# The OData side of the sync tests has no such control yet (docs/1c-odata.md).
-pytestmark = pytest.mark.http_service_only(
-    "paces the read through the HTTP-service emulator's slow faults"
-)
 
 CHILD = """
 import json
@@ -31,24 +24,22 @@ print(json.dumps({"status": result.status, "updated": result.updated}))
 """
 
 
-def test_redis_stopped_mid_sync_the_sync_still_commits(integration, emulator, sql, tmp_path):
+def test_redis_stopped_mid_sync_the_sync_still_commits(integration, onec, sql, tmp_path):
     from tradeos_pipelines.engine import sync_nomenclature
 
     sync_nomenclature(integration)
-    emulator.control.change_items(120)  # three pages of 50
+    onec.change_items(120)  # three pages of 50
     redis = start_redis_server(tmp_path / "redis")
-    served = emulator.control.counters()["requests"]["GET /hs/api/nomenclature"]
+    served = onec.catalogue_requests()
     # Slow pages keep the sync mid-pass while Redis goes away.
-    emulator.control.inject_fault("slow", 2, path="nomenclature", seconds=1.5)
+    onec.slow_catalogue(2, seconds=1.5)
     env = {**os.environ, "TRADEOS_REDIS_URL": redis.url}
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     try:
         wait_for(
-            lambda: (
-                emulator.control.counters()["requests"]["GET /hs/api/nomenclature"] >= served + 1
-            ),
+            lambda: onec.catalogue_requests() >= served + 1,
             what="the sync to read its first page",
         )
         redis.stop()

@@ -14,9 +14,6 @@ from tradeos_pipelines.engine import (
     sync_nomenclature,
 )
 
-# The HTTP emulator's change_items rewrites prices; the OData one rewrites names.
-pytestmark = pytest.mark.http_service_only("these tests edit prices through change_items")
-
 
 def _policy(sql, policy: str) -> None:
     sql("UPDATE integrations SET conflict_policy = :p", p=policy)
@@ -31,14 +28,14 @@ def _product(sql, onec_id: str):
 
 
 @pytest.fixture
-def edited(integration, emulator, sql, bus) -> dict:
+def edited(integration, onec, sql, bus) -> dict:
     """A product whose price TradeOS edited and 1C changed since the last sync."""
     sync_nomenclature(integration, publisher=bus)
     onec_id = sql("SELECT onec_id::text FROM products WHERE is_active ORDER BY code LIMIT 1")[0][0]
     # A plain UPDATE, as the sidecar or an admin in psql would do: the trigger notices it.
     sql("UPDATE products SET price = 1.11 WHERE onec_id::text = :id", id=onec_id)
     assert _product(sql, onec_id).local_modified_at is not None
-    emulator.control.change_items(ids=[onec_id])
+    onec.change_price(onec_id)
     return {"onec_id": onec_id}
 
 
@@ -101,12 +98,12 @@ def test_manual_resolved_for_tradeos_keeps_the_edit(edited, sql, bus):
 
 
 def test_tradeos_edit_of_a_field_1c_did_not_change_is_kept_without_conflict(
-    integration, emulator, sql, bus
+    integration, onec, sql, bus
 ):
     sync_nomenclature(integration, publisher=bus)
     onec_id = sql("SELECT onec_id::text FROM products WHERE is_active ORDER BY code LIMIT 1")[0][0]
     sql("UPDATE products SET name = 'Новое имя' WHERE onec_id::text = :id", id=onec_id)
-    emulator.control.change_items(ids=[onec_id])  # 1C changes the price, not the name
+    onec.change_price(onec_id)  # 1C changes the price, not the name
 
     result = sync_nomenclature(integration, publisher=bus)
 
@@ -117,11 +114,11 @@ def test_tradeos_edit_of_a_field_1c_did_not_change_is_kept_without_conflict(
     assert product.local_modified_at is not None
 
 
-def test_history_keeps_previous_values_and_restore_puts_them_back(integration, emulator, sql, bus):
+def test_history_keeps_previous_values_and_restore_puts_them_back(integration, onec, sql, bus):
     first = sync_nomenclature(integration, publisher=bus)
     onec_id = sql("SELECT onec_id::text FROM products WHERE is_active ORDER BY code LIMIT 1")[0][0]
     original = _product(sql, onec_id)
-    emulator.control.change_items(ids=[onec_id])
+    onec.change_price(onec_id)
     second = sync_nomenclature(integration, publisher=bus)
     changed = _product(sql, onec_id)
     assert changed.price != original.price
@@ -145,7 +142,7 @@ def test_history_keeps_previous_values_and_restore_puts_them_back(integration, e
 
 
 def test_restore_to_the_creating_sync_without_a_later_change_takes_1c_values(
-    integration, emulator, sql, bus
+    integration, onec, sql, bus
 ):
     first = sync_nomenclature(integration, publisher=bus)
     onec_id = sql("SELECT onec_id::text FROM products WHERE is_active ORDER BY code LIMIT 1")[0][0]

@@ -13,9 +13,6 @@ import pytest
 from tradeos_pipelines.engine import SyncFailed, sync_nomenclature
 from tradeos_pipelines.engine.log import INTERRUPTED
 
-# Slow faults and per-path request counters of the HTTP emulator time the kill.
-pytestmark = pytest.mark.http_service_only("slow-answer faults of the HTTP emulator")
-
 CHILD = "from tradeos_pipelines.engine import sync_nomenclature; sync_nomenclature('main-1c')"
 
 
@@ -26,23 +23,19 @@ def _wait_for(condition, timeout: float = 30.0) -> None:
         time.sleep(0.05)
 
 
-def test_killed_sync_changes_nothing_and_next_sync_marks_it(integration, emulator, sql, bus):
+def test_killed_sync_changes_nothing_and_next_sync_marks_it(integration, onec, sql, bus):
     sync_nomenclature(integration, publisher=bus)
-    emulator.control.change_items(120)
+    onec.change_items(120)
     before = sql("SELECT onec_id, price, onec_version, sync_version FROM products ORDER BY 1")
     watermark = sql("SELECT watermark FROM sync_state")[0][0]
-    served = emulator.control.counters()["requests"]["GET /hs/api/nomenclature"]
+    served = onec.catalogue_requests()
     # Pages from the second on answer slowly, so the child is surely mid-pass when killed.
-    emulator.control.inject_fault("slow", 3, path="nomenclature", seconds=2)
+    onec.slow_catalogue(3, seconds=2)
 
     child = subprocess.Popen([sys.executable, "-c", CHILD], env=os.environ.copy())
     try:
         _wait_for(lambda: sql("SELECT count(*) FROM sync_logs WHERE status = 'running'")[0][0])
-        _wait_for(
-            lambda: (
-                emulator.control.counters()["requests"]["GET /hs/api/nomenclature"] >= served + 2
-            )
-        )
+        _wait_for(lambda: onec.catalogue_requests() >= served + 2)
         child.send_signal(signal.SIGKILL)
     finally:
         child.wait(timeout=30)
@@ -55,7 +48,7 @@ def test_killed_sync_changes_nothing_and_next_sync_marks_it(integration, emulato
     )
     assert sql("SELECT watermark FROM sync_state")[0][0] == watermark
 
-    emulator.control.clear_faults()
+    onec.clear_faults()
     result = sync_nomenclature(integration, publisher=bus)
 
     assert result.status == "success" and result.updated == 120
@@ -63,11 +56,11 @@ def test_killed_sync_changes_nothing_and_next_sync_marks_it(integration, emulato
     assert stale[0].status == "failed" and stale[0].error == INTERRUPTED and stale[0].finished_at
 
 
-def test_concurrent_sync_of_the_same_entity_is_refused(integration, emulator, sql, bus):
+def test_concurrent_sync_of_the_same_entity_is_refused(integration, onec, sql, bus):
     sync_nomenclature(integration, publisher=bus)
     # 8 s: the child must still hold the lock after a loaded machine starts Python and the
     # parent's own 2 s lock wait runs out.
-    emulator.control.inject_fault("slow", 1, path="nomenclature", seconds=8)
+    onec.slow_catalogue(1, seconds=8)
     child = subprocess.Popen([sys.executable, "-c", CHILD], env=os.environ.copy())
     try:
         _wait_for(lambda: sql("SELECT count(*) FROM sync_logs WHERE status = 'running'")[0][0])

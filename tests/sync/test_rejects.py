@@ -8,14 +8,6 @@ import pytest
 from tradeos_pipelines.core.settings import get_settings
 from tradeos_pipelines.engine import SyncFailed, sync_nomenclature
 
-ITEMS, FOLDERS = 200, 4
-
-
-# The OData side of the sync tests has no such control yet (docs/1c-odata.md).
-pytestmark = pytest.mark.http_service_only(
-    "makes bad rows through the HTTP-service emulator's controls"
-)
-
 
 def _open_rejects(sql) -> list[tuple[str, str]]:
     return [
@@ -27,37 +19,43 @@ def _open_rejects(sql) -> list[tuple[str, str]]:
 
 
 def test_the_only_changed_row_being_bad_does_not_stall_the_integration(
-    integration, emulator, sql, bus, no_overlap
+    integration, onec, sql, bus, no_overlap
 ):
     sync_nomenclature(integration, publisher=bus)
     before = sql("SELECT watermark FROM sync_state WHERE entity = 'nomenclature'")[0][0]
-    (bad,) = emulator.control.inject_bad_rows("no_name", 1)  # a name cleared in 1C
+    bad = onec.clear_name()  # a name cleared in 1C
 
     first = sync_nomenclature(integration, publisher=bus)
 
     # 1 of 1 rejected: below TRADEOS_REJECT_MIN_ROWS (20) the ratio is not judged.
     assert (first.status, first.fetched, first.rejected, first.created) == ("partial", 1, 1, 0)
-    assert _open_rejects(sql) == [
-        (bad["id"], "name: missing (required for an item that is not a folder)")
-    ]
+    assert _open_rejects(sql) == [(bad, onec.missing_name_reason)]
     after = sql("SELECT watermark FROM sync_state WHERE entity = 'nomenclature'")[0][0]
     assert after > before
 
-    # Nothing changed since: the bad row is not read again (the watermark moved past it).
+    # Nothing changed since: the bad row is not read again (the watermark moved past it; over
+    # OData its DataVersion is the one it was rejected in).
     second = sync_nomenclature(integration, publisher=bus)
     assert (second.status, second.fetched, second.rejected) == ("success", 0, 0)
 
     # Someone fixes the row in 1C: the good version commits and closes the reject.
-    emulator.control.fix_bad_rows([bad["id"]])
+    onec.fix_name(bad)
     third = sync_nomenclature(integration, publisher=bus)
-    assert (third.status, third.fetched, third.created) == ("success", 1, 1)
+    new = onec.nameless_is_new
+    assert (third.status, third.fetched, third.created, third.updated) == (
+        "success",
+        1,
+        int(new),
+        int(not new),
+    )
     assert _open_rejects(sql) == []
     resolved = sql("SELECT resolved_by_sync_log_id FROM sync_rejects")
     assert [r[0] for r in resolved] == [third.sync_log_id]
-    name = sql("SELECT name FROM products WHERE onec_id::text = :id", id=bad["id"])[0][0]
+    name = sql("SELECT name FROM products WHERE onec_id::text = :id", id=bad)[0][0]
     assert name.startswith("Исправленная строка")
 
 
+@pytest.mark.http_service_only("a row without a 1C id: every OData row has its Ref_Key")
 def test_a_full_pass_closes_rejects_of_rows_it_no_longer_rejects(
     integration, emulator, sql, bus, no_overlap
 ):
@@ -86,10 +84,10 @@ def min_rows_1(monkeypatch):
 
 
 def test_a_read_large_enough_to_judge_still_fails_above_the_ratio(
-    integration, emulator, sql, bus, no_overlap, min_rows_1
+    integration, onec, sql, bus, no_overlap, min_rows_1
 ):
     sync_nomenclature(integration, publisher=bus)
-    emulator.control.inject_bad_rows("no_name", 1)
+    onec.clear_name()
     watermark = sql("SELECT watermark FROM sync_state")[0][0]
 
     with pytest.raises(SyncFailed) as failed:

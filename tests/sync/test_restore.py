@@ -19,21 +19,16 @@ from tradeos_pipelines.engine.restore import (
 )
 
 # The OData side of the sync tests has no such control yet (docs/1c-odata.md).
-pytestmark = pytest.mark.http_service_only(
-    "edits goods through the HTTP-service emulator's controls; restore is protocol-free"
-)
 
 PRICES = "SELECT onec_id::text, price FROM products"
 
 
-def test_history_lists_each_change_of_a_product(
-    integration, emulator, session, sql, bus, no_overlap
-):
+def test_history_lists_each_change_of_a_product(integration, onec, session, sql, bus, no_overlap):
     first = sync_nomenclature(integration, publisher=bus)
-    (item,) = emulator.control.change_items(1)
+    (item,) = onec.change_prices(1)
     before = dict(sql(PRICES))[item]
     second = sync_nomenclature(integration, publisher=bus)
-    emulator.control.change_items(ids=[item])
+    onec.change_price(item)
     third = sync_nomenclature(integration, publisher=bus)
 
     history = product_history(session, integration, uuid.UUID(item))
@@ -54,12 +49,13 @@ def test_history_lists_each_change_of_a_product(
     )
 
 
-def test_dry_run_then_restore_puts_every_product_back(integration, emulator, sql, bus, no_overlap):
+def test_dry_run_then_restore_puts_every_product_back(integration, onec, sql, bus, no_overlap):
     first = sync_nomenclature(integration, publisher=bus)
     at_first = dict(sql(PRICES))
-    changed = emulator.control.change_items(3)
+    changed = onec.change_prices(3)
     sync_nomenclature(integration, publisher=bus)
-    again = emulator.control.change_items(ids=[changed[0]])
+    onec.change_price(changed[0])
+    again = changed[:1]
     third = sync_nomenclature(integration, publisher=bus)
     now = dict(sql(PRICES))
 
@@ -67,7 +63,7 @@ def test_dry_run_then_restore_puts_every_product_back(integration, emulator, sql
     assert (plan.applied, plan.changed, plan.unchanged, plan.created_after, plan.unknown) == (
         False,
         3,
-        197,
+        onec.items - 3,
         0,
         0,
     )
@@ -81,7 +77,7 @@ def test_dry_run_then_restore_puts_every_product_back(integration, emulator, sql
 
     bus.events.clear()
     done = restore_integration(integration, first.sync_version, dry_run=False, publisher=bus)
-    assert (done.applied, done.changed, done.unchanged) == (True, 3, 197)
+    assert (done.applied, done.changed, done.unchanged) == (True, 3, onec.items - 3)
     assert done.sync_version > third.sync_version
     assert dict(sql(PRICES)) == at_first
     log = sql(
@@ -95,7 +91,7 @@ def test_dry_run_then_restore_puts_every_product_back(integration, emulator, sql
         "success",
         done.sync_version,
         3,
-        197,
+        onec.items - 3,
     )
     restored = sql(
         "SELECT p.onec_id::text FROM product_history h JOIN products p ON p.id = h.product_id "
@@ -113,9 +109,9 @@ def test_dry_run_then_restore_puts_every_product_back(integration, emulator, sql
     assert restore_integration(integration, first.sync_version).changed == 0
 
 
-def test_unknown_version_names_the_valid_ones(integration, bus, no_overlap, emulator):
+def test_unknown_version_names_the_valid_ones(integration, bus, no_overlap, onec):
     first = sync_nomenclature(integration, publisher=bus)
-    emulator.control.change_items(1)
+    onec.change_prices(1)
     second = sync_nomenclature(integration, publisher=bus)
     with pytest.raises(UnknownVersion) as info:
         restore_integration(integration, 999_999)

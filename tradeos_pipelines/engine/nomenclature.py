@@ -263,11 +263,30 @@ SELECT onec_id::text, onec_version FROM product_groups WHERE integration_id = %(
 """
 
 
+# What 1C last sent of a row that was rejected and is still open: its version (the engine's
+# typed reject payload has ``version``, a row the client could not read has 1C's own fields).
+_REJECTED_VERSIONS_SQL = """
+SELECT r.onec_id, coalesce(r.payload->>'version', r.payload->>'DataVersion')
+FROM sync_rejects r JOIN sync_logs l ON l.id = r.sync_log_id
+WHERE l.integration_id = %(integration)s AND l.entity = 'nomenclature'
+    AND r.resolved_at IS NULL AND r.onec_id IS NOT NULL
+ORDER BY r.id
+"""
+
+
 def stored_versions(sync: SyncRun) -> dict[str, str | None]:
-    """``{1C id: version}`` of every product and folder TradeOS has from this integration."""
+    """``{1C id: version}`` of every product and folder TradeOS has from this integration.
+
+    A row rejected since (still open) counts with the version it was rejected in: unchanged
+    in 1C, it is not read again by every incremental sync only to be rejected again.
+    """
+    params = {"integration": sync.integration_id}
     with sync.conn.cursor() as cur:
-        cur.execute(_STORED_VERSIONS_SQL, {"integration": sync.integration_id})
-        return dict(cur.fetchall())
+        cur.execute(_STORED_VERSIONS_SQL, params)
+        versions = dict(cur.fetchall())
+        cur.execute(_REJECTED_VERSIONS_SQL, params)
+        versions.update((key, version) for key, version in cur.fetchall() if version)
+        return versions
 
 
 def _read(

@@ -6,6 +6,7 @@ import { ChartsView } from "./js/charts.js";
 import { byId, el, setMessage } from "./js/dom.js";
 import { errorText } from "./js/errors.js";
 import { formatDateTime, localizeTimes, localZoneLabel, parseTime } from "./js/format.js";
+import { IntegrationForm } from "./js/integration-form.js";
 import {
   applyEvent,
   applyHealth,
@@ -48,6 +49,13 @@ class Dashboard {
     this.charts = new ChartsView();
     this.channels = new AlertChannelsView();
     this.history = new ProductHistoryView();
+    this.form = new IntegrationForm({
+      onSaved: (integration, created) => {
+        toast(created ? `Интеграция «${integration.name}» добавлена.` : `Интеграция «${integration.name}» сохранена.`);
+        this.loadIntegrations();
+      },
+    });
+    byId("integration-add").addEventListener("click", () => this.form.open());
     this.feed = null;
     // When the latest sync end seen live happened; older aggregate answers are re-asked.
     this.newsAt = null;
@@ -113,6 +121,7 @@ class Dashboard {
       else {
         card = new IntegrationCard(emptyState(integration), {
           onChanged: () => this.renderAlerts(),
+          onEdit: (current) => this.form.open(current),
           toast,
         });
         this.cards.set(integration.id, card);

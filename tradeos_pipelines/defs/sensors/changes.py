@@ -41,6 +41,7 @@ from tradeos_pipelines.defs.schedules import integrations_with_catalogue
 from tradeos_pipelines.defs.sensors.lanes import IN_FLIGHT, known_partitions, lane_runs
 from tradeos_pipelines.engine.source import connect
 from tradeos_pipelines.sources.common.transport import RetryPolicy
+from tradeos_pipelines.storage.catalogue import StoredCatalogueReader
 from tradeos_pipelines.storage.integrations import to_config
 from tradeos_pipelines.storage.request_log import IntegrationLogWriter
 from tradeos_pipelines.storage.tables import Integration, Order, SyncState
@@ -68,8 +69,10 @@ class _Probe:
 
 
 async def _probe(
-    probe: _Probe, redis_url: str, request_log: IntegrationLogWriter
+    probe: _Probe, redis_url: str, database_url: str, request_log: IntegrationLogWriter
 ) -> dict[Entity, bool]:
+    # A protocol without modification times (OData) compares 1C's goods with these.
+    catalogue = StoredCatalogueReader(database_url, probe.config.id)
     client_redis = aioredis.Redis.from_url(redis_url)
     try:
         async with connect(
@@ -79,7 +82,7 @@ async def _probe(
             retry=RetryPolicy.interactive(),  # a tick must not wait out a sync's budget
         ) as client:
             return {
-                entity: await client.has_changes(entity, watermark)
+                entity: await client.has_changes(entity, watermark, catalogue=catalogue)
                 for entity, watermark in probe.watermarks.items()
             }
     finally:
@@ -87,10 +90,12 @@ async def _probe(
 
 
 async def _probe_all(
-    probes: list[_Probe], redis_url: str, request_log: IntegrationLogWriter
+    probes: list[_Probe], redis_url: str, database_url: str, request_log: IntegrationLogWriter
 ) -> list[dict[Entity, bool] | BaseException]:
     async def one(probe: _Probe) -> dict[Entity, bool]:
-        return await asyncio.wait_for(_probe(probe, redis_url, request_log), PROBE_TIMEOUT_S)
+        return await asyncio.wait_for(
+            _probe(probe, redis_url, database_url, request_log), PROBE_TIMEOUT_S
+        )
 
     return await asyncio.gather(*(one(p) for p in probes), return_exceptions=True)
 
@@ -249,7 +254,9 @@ def onec_change_sensor(
     if probes:
         # Every probe is an HTTP attempt to 1C, logged in integration_logs like a sync's.
         with IntegrationLogWriter(tradeos.database_url) as request_log:
-            answers = asyncio.run(_probe_all(probes, tradeos.redis_url, request_log))
+            answers = asyncio.run(
+                _probe_all(probes, tradeos.redis_url, tradeos.database_url, request_log)
+            )
     run_requests: list[RunRequest] = []
     quiet: list[str] = []
     today = today_in_schedule_timezone()

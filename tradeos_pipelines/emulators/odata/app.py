@@ -340,6 +340,8 @@ class ODataEmulatorApp:
         answer = self._page(status)
         if status == 401:
             answer.headers = ((b"www-authenticate", b'Basic realm="1C:Enterprise"'),)
+        if fault.retry_after is not None:
+            answer.headers = (*answer.headers, (b"retry-after", str(fault.retry_after).encode()))
         return answer
 
     def _authorise(self, headers: dict[bytes, bytes]) -> Answer | None:
@@ -684,6 +686,7 @@ class ODataEmulatorApp:
                     method=data.get("method"),
                     delay=float(data.get("delay", 0)),
                     drop=bool(data.get("drop", False)),
+                    retry_after=data.get("retry_after"),
                 )
             )
             return json_answer(200, {"faults": self._faults()})

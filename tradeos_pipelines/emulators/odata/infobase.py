@@ -123,6 +123,7 @@ class Fault:
     method: str | None = None
     delay: float = 0.0
     drop: bool = False
+    retry_after: int | None = None  # a Retry-After header (429/503 of an overloaded server)
 
     def __post_init__(self) -> None:
         if self.remaining < 1:
@@ -131,6 +132,8 @@ class Fault:
             raise ValueError("status must be an HTTP status code")
         if self.delay < 0:
             raise ValueError("delay must not be negative")
+        if self.retry_after is not None and self.retry_after < 0:
+            raise ValueError("retry_after must not be negative")
         if self.status is None and not self.drop and self.delay == 0:
             raise ValueError("a fault needs a status, a delay or drop")
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -470,13 +470,48 @@ def lower_bound(node: Any) -> tuple[str, str, bool] | None:
     return None
 
 
+KeyRange = tuple[str | None, bool, str | None, bool]  # low, inclusive, high, inclusive
+
+_FLIPPED = {"gt": "lt", "lt": "gt", "ge": "le", "le": "ge"}
+
+
+def key_ranges(node: Any) -> dict[str, KeyRange]:
+    """``{field: (low, inclusive, high, inclusive)}`` for ``gt ge lt le guid'…'`` comparisons
+    at the top of the filter (alone or in an ``and``): a client reading the records of one
+    page of goods asks for ``Номенклатура_Key ge guid'first' and … le guid'last'``."""
+    ranges: dict[str, KeyRange] = {}
+    for part in _conjuncts(node):
+        if not isinstance(part, Compare) or part.op not in _FLIPPED:
+            continue
+        prop, literal, op = part.left, part.right, part.op
+        if isinstance(literal, Property):
+            prop, literal, op = literal, prop, _FLIPPED[op]
+        if not isinstance(prop, Property) or getattr(literal, "kind", None) != "guid":
+            continue
+        low, low_in, high, high_in = ranges.get(prop.name, (None, False, None, False))
+        if op in ("gt", "ge") and (low is None or literal.value > low):
+            low, low_in = literal.value, op == "ge"
+        elif op in ("lt", "le") and (high is None or literal.value < high):
+            high, high_in = literal.value, op == "le"
+        ranges[prop.name] = (low, low_in, high, high_in)
+    return ranges
+
+
+def _conjuncts(node: Any) -> list[Any]:
+    """The parts of a chain of ``and`` (``a and (b and c)`` is three parts)."""
+    if isinstance(node, Logical) and node.op == "and":
+        return [part for operand in node.operands for part in _conjuncts(operand)]
+    return [node]
+
+
 @dataclass
 class Filter:
     """A compiled ``$filter``: the predicate, what it tells a store, its text (for caching).
 
     ``hints``: key sets a matching row must be in; ``exact``: the hints say all the filter
     says (a store that looked the keys up needs no further check); ``bound``: a lower bound
-    on a key, from which a store sorted by it may start.
+    on a key, from which a store sorted by it may start; ``ranges``: bounds on keys, by which
+    a register finds the records of a range of goods.
     """
 
     predicate: Predicate
@@ -484,6 +519,7 @@ class Filter:
     text: str
     exact: bool = False
     bound: tuple[str, str, bool] | None = None
+    ranges: dict[str, KeyRange] = field(default_factory=dict)
 
 
 def compile_filter(text: str | None, entity: EntityType, option: str = "$filter") -> Filter | None:
@@ -494,7 +530,7 @@ def compile_filter(text: str | None, entity: EntityType, option: str = "$filter"
     found = hints(tree)
     exact = found is not None and _only_key_equalities(tree)
     predicate = Compiler(entity, option).compile(tree)
-    return Filter(predicate, found, text, exact, lower_bound(tree))
+    return Filter(predicate, found, text, exact, lower_bound(tree), key_ranges(tree))
 
 
 # ----- $select, $orderby, paging --------------------------------------------------------------

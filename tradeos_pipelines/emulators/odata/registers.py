@@ -36,6 +36,15 @@ def _ordinals(goods: ObjectStore, keys: Iterable[str]) -> list[int]:
     return sorted({o for o in map(goods.ordinal, keys) if o is not None})
 
 
+def _goods_ordinals(goods: ObjectStore, condition: Filter) -> list[int] | None:
+    """The goods a condition's ``Номенклатура_Key`` list or range allows (None: any)."""
+    keys = (condition.hints or {}).get("Номенклатура_Key")
+    if keys is not None:
+        return _ordinals(goods, keys)
+    bounds = condition.ranges.get("Номенклатура_Key")
+    return goods.ordinals_between(bounds) if bounds is not None else None
+
+
 def _remaining(condition: Filter | None, narrowed: set[str]) -> Predicate | None:
     """The check still needed after a table narrowed itself by the condition's key lists."""
     if condition is None:
@@ -68,14 +77,15 @@ class BarcodeRegister:
         }
 
     def table(self, entity: EntityType) -> Records:
-        """The register's entity set; batches of goods keys are looked up by bisection."""
+        """The register's entity set; the records of a list or a key range of goods are
+        looked up by bisection."""
 
-        def lookup(hints: dict[str, frozenset[str]]) -> list[int] | None:
-            keys = hints.get("Номенклатура_Key")
-            if keys is None:
+        def lookup(condition: Filter) -> list[int] | None:
+            ordinals = _goods_ordinals(self.goods, condition)
+            if ordinals is None:
                 return None
             found: list[int] = []
-            for ordinal in _ordinals(self.goods, keys):
+            for ordinal in ordinals:
                 low = bisect_left(self.ordinals, ordinal)
                 found.extend(range(low, bisect_right(self.ordinals, ordinal)))
             return found
@@ -151,8 +161,8 @@ class PriceRegister:
     def records_table(self, entity: EntityType) -> Records:
         """``…_RecordType``: every record, recorder by recorder."""
 
-        def lookup(hints: dict[str, frozenset[str]]) -> list[int] | None:
-            keys = hints.get("Recorder_Key")
+        def lookup(condition: Filter) -> list[int] | None:
+            keys = (condition.hints or {}).get("Recorder_Key")
             if keys is None:
                 return None
             found: list[int] = []
@@ -170,8 +180,8 @@ class PriceRegister:
             rows = [self.row(i) for i in range(self.starts[number_], self._end_of(number_))]
             return {"Recorder_Key": self.recorders[number_], "RecordSet": rows}
 
-        def lookup(hints: dict[str, frozenset[str]]) -> list[int] | None:
-            keys = hints.get("Recorder_Key")
+        def lookup(condition: Filter) -> list[int] | None:
+            keys = (condition.hints or {}).get("Recorder_Key")
             if keys is None:
                 return None
             return [i for i, recorder in enumerate(self.recorders) if recorder in keys]
@@ -213,8 +223,8 @@ class PriceRegister:
         hints = condition.hints if condition is not None else None
         if hints and "ВидЦены_Key" in hints:
             kinds = [k for k in kinds if self.price_types[k] in hints["ВидЦены_Key"]]
-        if hints and "Номенклатура_Key" in hints:
-            ordinals = _ordinals(self.goods, hints["Номенклатура_Key"])
+        if condition is not None:
+            ordinals = _goods_ordinals(self.goods, condition)
         predicate = _remaining(condition, {"ВидЦены_Key", "Номенклатура_Key"})
 
         def width() -> int:

@@ -98,11 +98,13 @@ class ODataEmulatorControl:
         method: str | None = None,
         delay: float = 0.0,
         drop: bool = False,
+        retry_after: int | None = None,
     ) -> list[dict[str, Any]]:
         """Answer the next ``count`` matching requests with ``status`` (and ``body``; by default
         the web server's HTML page, or 1C's code -1 error for 500), after ``delay`` seconds;
-        ``drop`` closes the connection instead. ``path``: prefix of the resource path after
-        ``standard.odata/``, or of the URL path when it starts with ``/``."""
+        ``drop`` closes the connection instead; ``retry_after`` adds that header (seconds).
+        ``path``: prefix of the resource path after ``standard.odata/``, or of the URL path
+        when it starts with ``/``."""
         fault = {
             "status": status,
             "count": count,
@@ -112,6 +114,7 @@ class ODataEmulatorControl:
             "method": method,
             "delay": delay,
             "drop": drop,
+            "retry_after": retry_after,
         }
         return self._call("POST", "/faults", fault)["faults"]
 

@@ -27,7 +27,7 @@ import orjson
 
 from tradeos_pipelines.emulators.odata.query import (
     Filter,
-    Hints,
+    KeyRange,
     ODataError,
     Row,
     sort_key,
@@ -70,8 +70,9 @@ class Table(Protocol):
         """``(position, row)`` from ``start`` on, in the table's order."""
         ...
 
-    def lookup(self, hints: Hints) -> list[tuple[int, Row]] | None:
-        """The rows the hints allow, in order; None when the table has no such index."""
+    def lookup(self, condition: Filter) -> list[tuple[int, Row]] | None:
+        """The rows the filter's key lists or key ranges allow, in order; None when the table
+        has no such index."""
         ...
 
     def locate(self, skip: int) -> int | None:
@@ -203,6 +204,23 @@ class ObjectStore:
         """Every object as a dict, in key order."""
         return (orjson.loads(raw) for raw in self.rows)
 
+    def ordinals_between(self, bounds: KeyRange) -> list[int]:
+        """The creation numbers of the objects whose key is within ``bounds``, in key order."""
+        assert self._ordinals is not None
+        low, low_in, high, high_in = bounds
+        start = 0 if low is None else bisect_left(self.rows, KEY_PREFIX + low.encode())
+        if low is not None and not low_in and start < len(self.rows):
+            start += self.rows[start].startswith(KEY_PREFIX + low.encode())
+        end = len(self.rows)
+        if high is not None:
+            end = bisect_left(self.rows, KEY_PREFIX + high.encode())
+            end += (
+                high_in
+                and end < len(self.rows)
+                and self.rows[end].startswith(KEY_PREFIX + high.encode())
+            )
+        return list(self._ordinals[start:end])
+
     def ordinal(self, key: str) -> int | None:
         """The creation number of the object with this key."""
         index = self.position(key)
@@ -227,8 +245,8 @@ class ObjectStore:
         rows = self.rows
         return ((index, stored(rows[index])) for index in range(start, len(rows)))
 
-    def lookup(self, hints: Hints) -> list[tuple[int, Row]] | None:
-        keys = hints.get("Ref_Key")
+    def lookup(self, condition: Filter) -> list[tuple[int, Row]] | None:
+        keys = (condition.hints or {}).get("Ref_Key")
         if keys is None:
             return None
         found = sorted(i for i in map(self.position, keys) if i is not None)
@@ -275,7 +293,7 @@ class TabularRows:
                     yield position, Row(data=line)
                 position += 1
 
-    def lookup(self, hints: Hints) -> list[tuple[int, Row]] | None:
+    def lookup(self, condition: Filter) -> list[tuple[int, Row]] | None:
         return None
 
     def locate(self, skip: int) -> int | None:
@@ -301,7 +319,7 @@ class Records:
         cache_key: tuple[Any, ...],
         size: Callable[[], int],
         make: Callable[[int], dict[str, Any] | None],
-        lookup: Callable[[Hints], list[int] | None] | None = None,
+        lookup: Callable[[Filter], list[int] | None] | None = None,
         dense: bool = True,
         present: Callable[[int], bool] | None = None,
     ) -> None:
@@ -323,10 +341,10 @@ class Records:
             if data is not None:
                 yield index, Row(data=data)
 
-    def lookup(self, hints: Hints) -> list[tuple[int, Row]] | None:
+    def lookup(self, condition: Filter) -> list[tuple[int, Row]] | None:
         if self._lookup is None:
             return None
-        positions = self._lookup(hints)
+        positions = self._lookup(condition)
         if positions is None:
             return None
         rows = ((i, self._make(i)) for i in positions)
@@ -370,7 +388,7 @@ class Listed:
     def scan(self, start: int) -> Iterator[tuple[int, Row]]:
         return ((i, Row(data=self.rows[i])) for i in range(start, len(self.rows)))
 
-    def lookup(self, hints: Hints) -> list[tuple[int, Row]] | None:
+    def lookup(self, condition: Filter) -> list[tuple[int, Row]] | None:
         return None
 
     def locate(self, skip: int) -> int | None:
@@ -473,7 +491,8 @@ def read(
         return not (hide and table.row_key(row) in denied)
 
     every_row = predicate is None and not hide
-    candidates = table.lookup(filter.hints) if filter is not None and filter.hints else None
+    narrows = filter is not None and bool(filter.hints or filter.ranges)
+    candidates = table.lookup(filter) if filter is not None and narrows else None
     query = (*table.cache_key, filter.text if filter else None, hide, generation)
     total = None
     if count:

@@ -8,6 +8,7 @@ recorders.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -34,3 +35,16 @@ class StatusPublisher(Protocol):
     """Where the circuit breaker announces state changes and alerts."""
 
     async def publish(self, channel: str, event_type: str, data: dict[str, Any]) -> str | None: ...
+
+
+class StoredCatalogue(Protocol):
+    """What TradeOS holds of one integration's goods and folders, for a change probe that has
+    no modification time to ask 1C about (OData): how many, and their versions."""
+
+    def count(self) -> int:
+        """Goods and folders TradeOS knows (stored, or rejected and still open)."""
+        ...
+
+    def versions(self, keys: Sequence[str]) -> Mapping[str, list[str]]:
+        """Every version TradeOS knows of each of ``keys`` (stored and rejected ones)."""
+        ...

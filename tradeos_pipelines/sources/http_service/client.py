@@ -37,7 +37,7 @@ from tradeos_pipelines.sources.common.errors import (
     OneCValidationError,
     describe_body,
 )
-from tradeos_pipelines.sources.common.ports import RequestLog, StatusPublisher
+from tradeos_pipelines.sources.common.ports import RequestLog, StatusPublisher, StoredCatalogue
 from tradeos_pipelines.sources.common.rows import (
     NomenclatureItem,
     OneCHealth,
@@ -238,8 +238,15 @@ class OneCClient(OneCConnection):
         parser = PARSERS[entity](self.zone)
         return parser.build(self._decode(parser, body, what))
 
-    async def has_changes(self, entity: Entity, changed_since: datetime | None) -> bool:
-        """Whether 1C has rows of ``entity`` changed after ``changed_since`` (a one-row read)."""
+    async def has_changes(
+        self,
+        entity: Entity,
+        changed_since: datetime | None,
+        catalogue: StoredCatalogue | None = None,
+    ) -> bool:
+        """Whether 1C has rows of ``entity`` changed after ``changed_since`` (a one-row read).
+
+        ``catalogue`` is not needed: the service filters by modification time itself."""
         params = self._list_params(entity, changed_since, 1)
         answer = await self._call("GET", f"{API}/{entity}", params=params)
         envelope = self._envelope(answer.body, f"GET /{entity}")

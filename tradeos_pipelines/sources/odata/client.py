@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import hashlib
 import random
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -52,7 +53,7 @@ from tradeos_pipelines.sources.common.errors import (
     OneCValidationError,
     describe_body,
 )
-from tradeos_pipelines.sources.common.ports import RequestLog, StatusPublisher
+from tradeos_pipelines.sources.common.ports import RequestLog, StatusPublisher, StoredCatalogue
 from tradeos_pipelines.sources.common.rows import (
     NomenclatureItem,
     OneCHealth,
@@ -90,6 +91,8 @@ from tradeos_pipelines.sources.odata.parsing import (
 )
 
 SERVICE = "odata/standard.odata"
+# A page's barcodes per good and prices per good.
+Joined = tuple[dict[str, list[str]], dict[str, Decimal]]
 MAX_PAGE_SIZE = 1000
 # Keys per `Ref_Key eq guid'…' or …` filter: percent-encoded, a Cyrillic field name and a
 # key take ~130 bytes, so ten keep the query string under IIS's default limit of 2048.
@@ -97,6 +100,9 @@ KEYS_PER_FILTER = 10
 # Statuses of orders are read for documents dated this far before ``changed_since``: an
 # order's status changes after its date, and documents have no modification time in OData.
 ORDER_STATUS_WINDOW = timedelta(days=30)
+# Goods whose Ref_Key,DataVersion one change probe compares with TradeOS's (one call).
+PROBE_WINDOW = 1000
+PROBE_POSITION_TTL_SECONDS = 7 * 24 * 3600
 # A POST of an order is sent once per attempt (1C has no idempotency key) and looked up in
 # between; this many when the retry policy counts by time, not attempts.
 ORDER_POST_ATTEMPTS = 4
@@ -329,60 +335,53 @@ class ODataClient(OneCConnection):
     async def _names(self, entity_set: str) -> dict[str, str]:
         return names_of(await self._all(entity_set, md.NAMED_FIELDS, "Ref_Key"))
 
-    async def _barcodes(self, keys: list[str] | None) -> dict[str, list[str]]:
-        """Barcodes per good: all of them, or of ``keys`` only."""
-        found: dict[str, list[str]] = {}
-        if keys is None:
-            # One call, not $top/$skip pages: a page of a register under $orderby makes 1C
-            # (and the emulator) order the whole register each time (0.7 s a page at 16,000
-            # barcodes, against 1.3 s for all of them at once).
-            rows = await self.get_rows(md.BARCODES, {"$select": ",".join(md.BARCODE_FIELDS)})
-        else:
-            rows = []
-            for batch in _batches(keys):
-                rows += await self.get_rows(
-                    md.BARCODES,
-                    {
-                        "$select": ",".join(md.BARCODE_FIELDS),
-                        "$filter": _any_key("Номенклатура_Key", batch),
-                    },
-                )
-        for row in rows:
-            code = row.get("Штрихкод")
-            if code:
-                found.setdefault(str(row.get("Номенклатура_Key")), []).append(str(code))
-        for codes in found.values():
-            codes.sort()
-        return found
+    async def _barcodes(self, keys: list[str]) -> dict[str, list[str]]:
+        """Barcodes of the goods ``keys``, in batches of :data:`KEYS_PER_FILTER`."""
+        rows: list[Any] = []
+        for batch in _batches(keys):
+            rows += await self._barcode_rows(_any_key("Номенклатура_Key", batch))
+        return _barcodes_of(rows)
+
+    async def _barcode_rows(self, condition: str) -> list[Any]:
+        params = {"$select": ",".join(md.BARCODE_FIELDS), "$filter": condition}
+        return await self.get_rows(md.BARCODES, params)
 
     def _slice_last(self, condition: str) -> str:
         quoted = condition.replace("'", "''")
         return f"{self.price_register}_RecordType/SliceLast(Condition='{quoted}')"
 
-    async def _prices(self, keys: list[str] | None) -> dict[str, Decimal]:
-        """The latest price of the configured price type per good (all, or of ``keys``)."""
+    async def _prices(self, keys: list[str]) -> dict[str, Decimal]:
+        """The latest price of the configured price type of the goods ``keys``."""
         if self.price_type_key is None:
             return {}
+        rows: list[Any] = []
+        for batch in _batches(keys):
+            rows += await self._price_rows(_any_key("Номенклатура_Key", batch))
+        return _prices_of(rows)
+
+    async def _price_rows(self, condition: str) -> list[Any]:
         kind = f"ВидЦены_Key eq guid'{self.price_type_key}'"
         select = {"$select": "Номенклатура_Key,Цена"}
-        rows: list[Any] = []
-        if keys is None:
-            # One call: 1C computes the slice anew for every call, so $top/$skip pages
-            # would each cost a whole slice.
-            rows = await self.get_rows(self._slice_last(kind), select)
-        else:
-            for batch in _batches(keys):
-                condition = f"{kind} and ({_any_key('Номенклатура_Key', batch)})"
-                rows += await self.get_rows(self._slice_last(condition), select)
-        prices: dict[str, Decimal] = {}
-        for row in rows:
-            try:
-                price = parse_decimal(row.get("Цена"))
-            except ValueError:
-                continue  # the good's row says nothing wrong; its price is left out
-            if price is not None:
-                prices.setdefault(str(row.get("Номенклатура_Key")), price)
-        return prices
+        return await self.get_rows(self._slice_last(f"{kind} and ({condition})"), select)
+
+    async def _joined(self, rows: list[Any]) -> Joined:
+        """The barcodes and prices of one page of goods read in ``Ref_Key`` order.
+
+        Asked by the page's key range (``ge`` its first key, ``le`` its last), two calls a
+        page whatever its size: 1C compares references in ``$filter`` the way it orders them
+        in ``$orderby``, so the range holds exactly the page's goods. Only a page's worth is
+        ever held (reading the registers whole took 915 MB at a million goods).
+        """
+        keys = [str(r["Ref_Key"]) for r in rows if isinstance(r, dict) and r.get("Ref_Key")]
+        if not keys:
+            return {}, {}
+        condition = f"Номенклатура_Key ge guid'{keys[0]}' and Номенклатура_Key le guid'{keys[-1]}'"
+        if self.price_type_key is None:
+            return _barcodes_of(await self._barcode_rows(condition)), {}
+        barcodes, prices = await asyncio.gather(
+            self._barcode_rows(condition), self._price_rows(condition)
+        )
+        return _barcodes_of(barcodes), _prices_of(prices)
 
     async def _repriced(self, since: datetime) -> set[str]:
         """Goods whose price of the configured type was set at or after ``since``."""
@@ -417,7 +416,7 @@ class ODataClient(OneCConnection):
             return self._all_goods(page_size)
         return self._changed_goods(changed_since, page_size, known_versions)
 
-    async def _goods_parser(self, keys: list[str] | None) -> GoodsParser:
+    async def _goods_parser(self, keys: list[str]) -> GoodsParser:
         units = await self._names(md.UNITS)
         vat_rates = await self._names(md.VAT_RATES)
         return GoodsParser(units, vat_rates, await self._barcodes(keys), await self._prices(keys))
@@ -425,10 +424,35 @@ class ODataClient(OneCConnection):
     async def _all_goods(self, page_size: int) -> AsyncIterator[Page[NomenclatureItem]]:
         await self._require("nomenclature")
         total = await self.count(md.GOODS)
-        parser = await self._goods_parser(None)
+        units, vat_rates = await self._names(md.UNITS), await self._names(md.VAT_RATES)
         params = {"$select": ",".join(md.GOODS_FIELDS), "$orderby": "Ref_Key"}
-        async for rows in self.pages(md.GOODS, params, page_size):
-            yield parser.page(rows, total)
+        # A page's barcodes and prices are asked for as soon as the page arrives, and the
+        # page is joined one page later: 1C works on the next pages while this one is joined
+        # and staged (pages() itself reads the next page of goods ahead).
+        waiting: deque[tuple[list[Any], asyncio.Future[Joined]]] = deque()
+        try:
+            async for rows in self.pages(md.GOODS, params, page_size):
+                waiting.append((rows, asyncio.ensure_future(self._joined(rows))))
+                if len(waiting) > 1:
+                    yield await self._join_page(waiting.popleft(), units, vat_rates, total)
+            while waiting:
+                yield await self._join_page(waiting.popleft(), units, vat_rates, total)
+        finally:
+            for _, joined in waiting:
+                joined.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await joined
+
+    @staticmethod
+    async def _join_page(
+        pending: tuple[list[Any], asyncio.Future[Joined]],
+        units: Mapping[str, str],
+        vat_rates: Mapping[str, str],
+        total: int,
+    ) -> Page[NomenclatureItem]:
+        rows, joined = pending
+        barcodes, prices = await joined
+        return GoodsParser(units, vat_rates, barcodes, prices).page(rows, total)
 
     async def _changed_goods(
         self,
@@ -565,15 +589,19 @@ class ODataClient(OneCConnection):
             page.next_cursor = str(skip + limit)
         return page
 
-    async def has_changes(self, entity: Entity, changed_since: datetime | None) -> bool:
+    async def has_changes(
+        self,
+        entity: Entity,
+        changed_since: datetime | None,
+        catalogue: StoredCatalogue | None = None,
+    ) -> bool:
         """A cheap probe of whether ``entity`` may have changed after ``changed_since``.
 
         Orders: a posted TradeOS order dated after ``changed_since`` (a status change of an
-        older one has no cheap trace: the orders schedule reads those). Nomenclature: a price set
-        since then (a goods edit changes only its ``DataVersion``, which needs the full
-        ``Ref_Key,DataVersion`` pass: the schedule's incremental sync finds those). Stock:
-        never (a balance has no change time, and ``Balance`` is slow on a real base: the
-        stock schedule reads it).
+        older one has no cheap trace: the orders schedule reads those). Nomenclature: a price
+        set since then, or (given what TradeOS holds, ``catalogue``) goods added or edited,
+        see :meth:`_goods_changed`. Stock: never (a balance has no change time, and
+        ``Balance`` is slow on a real base: the stock schedule reads it).
         """
         if entity == "stock":
             return False
@@ -588,7 +616,7 @@ class ODataClient(OneCConnection):
             return bool(rows)
         if entity == "nomenclature":
             if self.price_type_key is None:
-                return False
+                return catalogue is not None and await self._goods_changed(catalogue)
             rows = await self.get_rows(
                 f"{self.price_register}_RecordType",
                 {
@@ -598,8 +626,51 @@ class ODataClient(OneCConnection):
                     "$top": 1,
                 },
             )
-            return bool(rows)
+            return bool(rows) or (catalogue is not None and await self._goods_changed(catalogue))
         raise ValueError(f"unknown entity {entity!r}; one of nomenclature, stock, orders")
+
+    async def _goods_changed(self, catalogue: StoredCatalogue) -> bool:
+        """Goods added or edited in 1C, found without reading the whole catalogue.
+
+        An edit changes only the item's ``DataVersion`` (no time to filter on), so each call
+        compares one window of :data:`PROBE_WINDOW` keys' ``Ref_Key,DataVersion`` with what
+        TradeOS holds, the next call the next window (the position is kept in Redis): an edit
+        is seen within ``goods / PROBE_WINDOW`` probes. An added good is seen at once: 1C
+        then has more goods than TradeOS knows (``$count``; a good deleted in 1C only lowers
+        it, so the comparison never keeps asking for runs that cannot settle it).
+        """
+        if await self.count(md.GOODS) > catalogue.count():
+            return True
+        position = self._probe_key()
+        skip = int(await self._redis.get(position) or 0) if self._redis is not None else 0
+        rows = await self.get_rows(
+            md.GOODS,
+            {
+                "$select": "Ref_Key,DataVersion",
+                "$orderby": "Ref_Key",
+                "$top": PROBE_WINDOW,
+                "$skip": skip,
+            },
+        )
+        if self._redis is not None:
+            # Past the end, the next probe starts again from the first key.
+            following = skip + len(rows) if len(rows) == PROBE_WINDOW else 0
+            await self._redis.set(position, following, ex=PROBE_POSITION_TTL_SECONDS)
+        if not rows and skip:
+            return False
+        known = catalogue.versions([str(row.get("Ref_Key")) for row in rows])
+        return any(
+            not any(
+                same_data_version(version, str(row.get("DataVersion")))
+                for version in known.get(str(row.get("Ref_Key")), ())
+            )
+            for row in rows
+        )
+
+    def _probe_key(self) -> str:
+        where = hashlib.blake2b(self.base_url.encode(), digest_size=8).hexdigest()
+        namespace = get_settings().redis_namespace
+        return f"{namespace}:onec:odata-probe:{self.integration_id}:{where}"
 
     # ----- orders out -------------------------------------------------------------------------
     async def find_order(self, external_id: UUID) -> dict[str, Any] | None:
@@ -856,6 +927,29 @@ def _guid_option(value: str | UUID | None, name: str) -> UUID | None:
         return UUID(str(value))
     except ValueError:
         raise ValueError(f"{name} must be a GUID, got {value!r}") from None
+
+
+def _barcodes_of(rows: list[Any]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for row in rows:
+        code = row.get("Штрихкод")
+        if code:
+            found.setdefault(str(row.get("Номенклатура_Key")), []).append(str(code))
+    for codes in found.values():
+        codes.sort()
+    return found
+
+
+def _prices_of(rows: list[Any]) -> dict[str, Decimal]:
+    prices: dict[str, Decimal] = {}
+    for row in rows:
+        try:
+            price = parse_decimal(row.get("Цена"))
+        except ValueError:
+            continue  # the good's row says nothing wrong; its price is left out
+        if price is not None:
+            prices.setdefault(str(row.get("Номенклатура_Key")), price)
+    return prices
 
 
 def _batches(keys: list[str]) -> Iterable[list[str]]:

@@ -19,6 +19,7 @@ import {
   logDurationSeconds,
   parseTime,
 } from "./format.js";
+import { PROTOCOL_NAMES } from "./integration-form.js";
 
 // "idle" is not "waiting": nothing runs or waits for this integration.
 export const STATUS_NAMES = {
@@ -308,7 +309,8 @@ export function applyEvent(state, event) {
 export class IntegrationCard {
   /**
    * @param {object} state from emptyState()
-   * @param {{onChanged: () => void, toast: (text: string, kind?: string) => void}} hooks
+   * @param {{onChanged: () => void, onEdit?: (integration: object) => void,
+   *          toast: (text: string, kind?: string) => void}} hooks
    */
   constructor(state, hooks) {
     this.state = state;
@@ -332,6 +334,8 @@ export class IntegrationCard {
     this.syncButton = el("button", { type: "button", class: "primary", text: "Синхронизировать" });
     this.toggleButton = el("button", { type: "button" });
     this.testButton = el("button", { type: "button", text: "Проверить связь" });
+    this.editButton = el("button", { type: "button", text: "Изменить" });
+    this.editButton.addEventListener("click", () => hooks.onEdit?.(this.state.integration));
     this.syncButton.addEventListener("click", () => this.syncNow());
     this.toggleButton.addEventListener("click", () => this.toggleEnabled());
     this.testButton.addEventListener("click", () => this.testConnection());
@@ -351,7 +355,7 @@ export class IntegrationCard {
       ),
       this.problem,
       this.rejects,
-      el("div", { class: "actions" }, this.syncButton, this.toggleButton, this.testButton),
+      el("div", { class: "actions" }, this.syncButton, this.toggleButton, this.testButton, this.editButton),
       this.result,
     );
     this.update();
@@ -366,7 +370,8 @@ export class IntegrationCard {
     const standing = status === "circuit_open" || failureOf(state) !== null;
     this.node.classList.toggle("alert", standing || state.errorStreak >= REPEATED_FAILURES);
     this.title.textContent = integration.name;
-    this.subtitle.textContent = `${integration.id} · ${integration.base_url}`;
+    const protocol = PROTOCOL_NAMES[integration.protocol] || integration.protocol;
+    this.subtitle.textContent = `${integration.id} · ${protocol} · ${integration.base_url}`;
     this.badge.textContent = statusLabel(state, status);
     this.badge.dataset.status = status;
 

@@ -9,6 +9,9 @@ first (not measured). Then, ``--repeat`` times each:
 * ``three``: 100 goods and 100 stock rows change, one POST for nomenclature + stock + orders;
 * ``ui``: 100 goods change, a Materialize of the products partition as the Dagster UI sends it
   (``launchRun`` of the implicit asset job; ``api`` is then the GraphQL call);
+* ``tick``: as ``one``, but a schedule tick of ``--tick-integrations`` other integrations
+  (a nomenclature and an orders run each, priority "schedule", on a small emulator of their
+  own) is submitted just before the POST and is in flight while "sync now" waits;
 
 and each run's time is split at the events Dagster and the engine record:
 
@@ -196,6 +199,47 @@ def ui_materialize(dagster_url: str, asset_path: list[str]) -> str:
     return str(body["data"]["launchRun"]["run"]["runId"])
 
 
+def submit(dagster_url: str, job: str, tags: dict[str, str]) -> str:
+    """Launch ``job`` with ``tags`` through GraphQL, as a schedule tick or the UI would."""
+    from tradeos_pipelines.launch import LAUNCH_RUN, LOCATION_NAME, REPOSITORY_NAME
+
+    params = {
+        "selector": {
+            "repositoryLocationName": LOCATION_NAME,
+            "repositoryName": REPOSITORY_NAME,
+            "jobName": job,
+        },
+        "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in tags.items()]},
+    }
+    body = httpx.post(
+        f"{dagster_url}/graphql",
+        json={"query": LAUNCH_RUN, "variables": {"executionParams": params}},
+        timeout=120,
+    ).json()
+    result = body["data"]["launchRun"]
+    if result["__typename"] != "LaunchRunSuccess":
+        raise RuntimeError(f"{job} {tags}: {result}")
+    return str(result["run"]["runId"])
+
+
+def submit_tick(dagster_url: str, integration_ids: list[str]) -> list[str]:
+    """One schedule tick: a nomenclature and an orders run per integration, priority
+    "schedule", as the hourly and 15-minute schedules submit them."""
+    from tradeos_pipelines.core.settings import today_in_schedule_timezone
+    from tradeos_pipelines.core.vocabulary import JOB_FOR_ENTITY, partition_tags, run_tags
+
+    day = today_in_schedule_timezone()
+    run_ids = []
+    for integration_id in integration_ids:
+        for entity in ("nomenclature", "orders"):
+            tags = {
+                **run_tags(integration_id, entity, full=False, source="schedule"),
+                **partition_tags(integration_id, entity, day),
+            }
+            run_ids.append(submit(dagster_url, JOB_FOR_ENTITY[entity], tags))
+    return run_ids
+
+
 def wait_idle(instance, timeout: float = 600) -> None:  # noqa: ANN001
     """Until no run is queued, starting or started (earlier runs must not skew the next)."""
     from dagster import DagsterRunStatus, RunsFilter
@@ -352,7 +396,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--label", default="current")
     parser.add_argument(
-        "--scenarios", default="one,three,ui", help="comma-separated: one, three, ui"
+        "--scenarios", default="one,three,ui,tick", help="comma-separated: one, three, ui, tick"
+    )
+    parser.add_argument(
+        "--tick-integrations", type=int, default=5, help="integrations in the schedule tick"
     )
     args = parser.parse_args()
 
@@ -391,6 +438,7 @@ def main() -> None:
 
     from tests.dagster.processes import dagster_processes
     from tradeos_pipelines.core.secrets import encrypt_json
+    from tradeos_pipelines.core.vocabulary import INTEGRATION_PARTITIONS
     from tradeos_pipelines.emulators.http_service import EmulatorServer
     from tradeos_pipelines.launch import request_sync
     from tradeos_pipelines.storage.database import session_scope
@@ -400,6 +448,7 @@ def main() -> None:
     upgrade_to_head(database_url)
     results: dict[str, Any] = {"items": args.items, "label": args.label}
     emulator = EmulatorServer(items=args.items, api_key="bench-key")
+    tick_emulator = EmulatorServer(items=200, api_key="bench-key")
     try:
         with session_scope(database_url) as session:
             session.add(
@@ -411,8 +460,22 @@ def main() -> None:
                     credentials_encrypted=encrypt_json({"api_key": "bench-key"}),
                 )
             )
+        tick_ids = [f"tick-{i:02d}" for i in range(args.tick_integrations)]
+        with session_scope(database_url) as session:
+            for integration_id in tick_ids:
+                session.add(
+                    Integration(
+                        id=integration_id,
+                        name=integration_id,
+                        base_url=tick_emulator.base_url,
+                        auth_type="api_key",
+                        credentials_encrypted=encrypt_json({"api_key": "bench-key"}),
+                        enabled=False,  # only the bench's tick starts their runs
+                    )
+                )
         results["imports"] = import_costs(dict(os.environ))
         instance = DagsterInstance.from_config(str(home))
+        instance.add_dynamic_partitions(INTEGRATION_PARTITIONS, tick_ids)
         with dagster_processes(home / "logs") as dagster:
             os.environ["TRADEOS_DAGSTER_URL"] = dagster.url
             get_settings.cache_clear()
@@ -430,6 +493,7 @@ def main() -> None:
                     ("one", ["nomenclature"]),
                     ("three", ["nomenclature", "stock", "orders"]),
                     ("ui", ["nomenclature"]),
+                    ("tick", ["nomenclature"]),
                 ):
                     if scenario not in wanted:
                         continue
@@ -439,6 +503,7 @@ def main() -> None:
                         time.sleep(2)  # let the daemon settle into its idle loop
                         emulator.control.change_items(CHANGED)
                         emulator.control.change_stock(CHANGED)
+                        in_flight = submit_tick(dagster.url, tick_ids) if scenario == "tick" else []
                         posted = time.time()
                         if scenario == "ui":
                             run_ids = [ui_materialize(dagster.url, ["tradeos", "products"])]
@@ -449,7 +514,7 @@ def main() -> None:
                             )
                             response.raise_for_status()
                             run_ids = response.json()["run_ids"]
-                        wait_finished(instance, run_ids)
+                        wait_finished(instance, run_ids + in_flight)
                         per_run = [
                             breakdown(instance, frames, database_url, run_id, posted)
                             for run_id in run_ids
@@ -477,12 +542,13 @@ def main() -> None:
         instance.dispose()
     finally:
         emulator.stop()
+        tick_emulator.stop()
         drop_database(admin_url, tradeos_db)
         drop_database(admin_url, dagster_db)
         shutil.rmtree(home, ignore_errors=True)
 
     print("\nimports (fresh interpreter, median):", json.dumps(results["imports"]))
-    for scenario in [name for name in ("one", "three", "ui") if name in results]:
+    for scenario in [name for name in ("one", "three", "ui", "tick") if name in results]:
         for job, summary in results[scenario]["summary"].items():
             cells = ", ".join(f"{k} {v['p50']}" for k, v in summary.items() if v["p50"] is not None)
             print(f"{scenario} {job} p50: {cells}")

@@ -35,8 +35,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -44,6 +42,7 @@ from bench.bench_e2e_dagster import (  # noqa: E402
     FAR_AWAY_CRON,
     create_database,
     drop_database,
+    submit,
     wait_idle,
 )
 from tradeos_pipelines.core.secrets import new_secret_key  # noqa: E402
@@ -86,28 +85,6 @@ class TreeMemory:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(5)
-
-
-def submit(dagster_url: str, job: str, tags: dict[str, str]) -> str:
-    from tradeos_pipelines.launch import LAUNCH_RUN, LOCATION_NAME, REPOSITORY_NAME
-
-    params = {
-        "selector": {
-            "repositoryLocationName": LOCATION_NAME,
-            "repositoryName": REPOSITORY_NAME,
-            "jobName": job,
-        },
-        "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in tags.items()]},
-    }
-    body = httpx.post(
-        f"{dagster_url}/graphql",
-        json={"query": LAUNCH_RUN, "variables": {"executionParams": params}},
-        timeout=120,
-    ).json()
-    result = body["data"]["launchRun"]
-    if result["__typename"] != "LaunchRunSuccess":
-        raise RuntimeError(f"{job} {tags}: {result}")
-    return str(result["run"]["runId"])
 
 
 def main() -> None:

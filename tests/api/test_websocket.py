@@ -67,24 +67,56 @@ def test_bad_token_closes_with_1008(ws_connect, token):
     assert close_code(client) == 1008
 
 
-def test_bad_messages_get_an_error_and_the_socket_stays_open(ws_connect):
+UNKNOWN_TYPE = "unknown message type {!r}; expected subscribe, unsubscribe, get_stats or ping"
+NOT_AN_OBJECT = 'message must be a JSON object with a "type"'
+NOT_CHANNELS = "unknown channel(s) channels must be a list of channel names; expected one of "
+
+
+@pytest.mark.parametrize(
+    ("message", "error"),
+    [
+        ("not json", "message is not valid JSON"),
+        ('{"type": NaN}', "message is not valid JSON"),
+        ("[" * 2000 + "]" * 2000, "message is not valid JSON"),  # deeper than orjson reads
+        ("[1, 2]", NOT_AN_OBJECT),
+        ('"ping"', NOT_AN_OBJECT),
+        ('{"no": "type"}', NOT_AN_OBJECT),
+        ('{"type": 5}', NOT_AN_OBJECT),
+        ('{"type": null}', NOT_AN_OBJECT),
+        ('{"type": "dance"}', UNKNOWN_TYPE.format("dance")),
+        ('{"type": "PING"}', UNKNOWN_TYPE.format("PING")),
+        ('{"type": "subscribe"}', 'subscribe needs "channels": a list of channel names'),
+        ('{"type": "unsubscribe"}', 'unsubscribe needs "channels": a list of channel names'),
+        ('{"type": "subscribe", "channels": null}', NOT_CHANNELS),
+        ('{"type": "subscribe", "channels": 7}', NOT_CHANNELS),
+        ('{"type": "subscribe", "channels": [1, "runs"]}', NOT_CHANNELS),
+        ('{"type": "subscribe", "channels": {"runs": true}}', NOT_CHANNELS),
+        (
+            '{"type": "subscribe", "channels": ["nope"]}',
+            "unknown channel(s) nope; expected one of ",
+        ),
+    ],
+)
+def test_each_malformed_field_gets_its_error_and_the_socket_stays_open(ws_connect, message, error):
+    from tradeos_pipelines.event_bus import CHANNELS
+
     client = ws_connect("runs")
     client.recv_type("welcome")
-    for bad in (
-        "not json",
-        "[1, 2]",
-        '{"type": "dance"}',
-        '{"no": "type"}',
-        '{"type": "subscribe", "channels": ["nope"]}',
-        '{"type": "subscribe"}',
-    ):
-        client.send(bad)
-        error = client.recv_type("error")
-        assert error["error"], bad
+    client.send(message)
+    expected = error + ", ".join(CHANNELS) if error.endswith("expected one of ") else error
+    assert client.recv() == {"type": "error", "error": expected}
+    # Nothing about the connection changed: still subscribed to exactly what it asked for.
+    client.send({"type": "subscribe", "channels": []})
+    assert client.recv() == {"type": "subscribed", "channels": ["runs"]}
+
+
+def test_a_binary_frame_gets_an_error_and_the_socket_stays_open(ws_connect):
+    client = ws_connect("runs")
+    client.recv_type("welcome")
     client.ws.send_binary(b"\x00\x01")
-    assert client.recv_type("error")["error"]
+    assert client.recv() == {"type": "error", "error": "send JSON text frames, not binary"}
     client.send({"type": "ping"})
-    assert client.recv_type("pong")
+    assert client.recv() == {"type": "pong"}
 
 
 def test_unknown_channel_in_query_is_reported(ws_connect):
@@ -175,10 +207,25 @@ def test_resume_with_last_event_id_loses_nothing_and_duplicates_nothing(ws_conne
     assert before_pong[-1]["type"] == "pong"
 
 
-def test_bad_last_event_id_is_an_error(ws_connect):
-    client = ws_connect("runs", last_event_id="yesterday")
-    client.recv_type("welcome")
-    assert "last_event_id" in client.recv_type("error")["error"]
+@pytest.mark.parametrize(
+    ("last_event_id", "shown"),
+    [
+        ("yesterday", "'yesterday'"),
+        ("1-2-3", "'1-2-3'"),
+        ("²", "'²'"),
+        ("18446744073709551616-0", "'18446744073709551616-0'"),  # 2**64: no Redis id
+        ("9" * 5000, repr("9" * 60)),  # past int()'s digit limit: cut, never a crash
+    ],
+)
+def test_a_bad_last_event_id_is_an_error_frame(ws_connect, last_event_id, shown):
+    client = ws_connect("runs", last_event_id=last_event_id)
+    assert client.recv() == {"type": "welcome", "channels": ["runs"]}
+    assert client.recv() == {
+        "type": "error",
+        "error": f"last_event_id {shown} is not an event id like 1732700000000-0",
+    }
+    client.send({"type": "ping"})
+    assert client.recv() == {"type": "pong"}
 
 
 def test_main_port_serves_ws_too(ws_connect, sidecar, bus):

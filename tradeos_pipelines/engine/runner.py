@@ -227,7 +227,9 @@ def describe_failure(exc: BaseException) -> str:
     lost = _connection_error(exc)
     if lost is not None:
         return f"PostgreSQL connection lost or refused: {str(lost).strip() or type(lost).__name__}"
-    if isinstance(exc, KeyboardInterrupt | asyncio.CancelledError | SystemExit):
+    # Not an error but a stop: Ctrl-C, a cancelled task, or the run terminated from the
+    # Dagster UI (Dagster's interrupt is a BaseException the engine cannot name).
+    if not isinstance(exc, Exception):
         return "interrupted: the sync was cancelled before it committed"
     if isinstance(exc, SyncAborted):
         return str(exc)

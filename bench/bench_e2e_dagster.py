@@ -9,9 +9,10 @@ first (not measured). Then, ``--repeat`` times each:
 * ``three``: 100 goods and 100 stock rows change, one POST for nomenclature + stock + orders;
 * ``ui``: 100 goods change, a Materialize of the products partition as the Dagster UI sends it
   (``launchRun`` of the implicit asset job; ``api`` is then the GraphQL call);
-* ``tick``: as ``one``, but a schedule tick of ``--tick-integrations`` other integrations
-  (a nomenclature and an orders run each, priority "schedule", on a small emulator of their
-  own) is submitted just before the POST and is in flight while "sync now" waits;
+* ``tick``, ``tick3``: as ``one`` and ``three``, but a schedule tick of
+  ``--tick-integrations`` other integrations (a nomenclature and an orders run each, priority
+  "schedule", on a small emulator of their own) is submitted just before the POST and is in
+  flight while "sync now" waits;
 
 and each run's time is split at the events Dagster and the engine record:
 
@@ -180,51 +181,15 @@ def sidecar(env: dict[str, str]) -> Iterator[tuple[str, str]]:
 
 def ui_materialize(dagster_url: str, asset_path: list[str]) -> str:
     """What the Dagster UI's Materialize button sends: the implicit asset job, a partition."""
-    from tradeos_pipelines.launch import LAUNCH_RUN, LOCATION_NAME, REPOSITORY_NAME
+    from tests.dagster.processes import launch_run
 
-    params = {
-        "selector": {
-            "repositoryLocationName": LOCATION_NAME,
-            "repositoryName": REPOSITORY_NAME,
-            "jobName": "__ASSET_JOB",
-            "assetSelection": [{"path": asset_path}],
-        },
-        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": INTEGRATION}]},
-    }
-    body = httpx.post(
-        f"{dagster_url}/graphql",
-        json={"query": LAUNCH_RUN, "variables": {"executionParams": params}},
-        timeout=120,
-    ).json()
-    return str(body["data"]["launchRun"]["run"]["runId"])
-
-
-def submit(dagster_url: str, job: str, tags: dict[str, str]) -> str:
-    """Launch ``job`` with ``tags`` through GraphQL, as a schedule tick or the UI would."""
-    from tradeos_pipelines.launch import LAUNCH_RUN, LOCATION_NAME, REPOSITORY_NAME
-
-    params = {
-        "selector": {
-            "repositoryLocationName": LOCATION_NAME,
-            "repositoryName": REPOSITORY_NAME,
-            "jobName": job,
-        },
-        "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in tags.items()]},
-    }
-    body = httpx.post(
-        f"{dagster_url}/graphql",
-        json={"query": LAUNCH_RUN, "variables": {"executionParams": params}},
-        timeout=120,
-    ).json()
-    result = body["data"]["launchRun"]
-    if result["__typename"] != "LaunchRunSuccess":
-        raise RuntimeError(f"{job} {tags}: {result}")
-    return str(result["run"]["runId"])
+    return launch_run(dagster_url, "__ASSET_JOB", {"dagster/partition": INTEGRATION}, asset_path)
 
 
 def submit_tick(dagster_url: str, integration_ids: list[str]) -> list[str]:
     """One schedule tick: a nomenclature and an orders run per integration, priority
     "schedule", as the hourly and 15-minute schedules submit them."""
+    from tests.dagster.processes import launch_run
     from tradeos_pipelines.core.settings import today_in_schedule_timezone
     from tradeos_pipelines.core.vocabulary import JOB_FOR_ENTITY, partition_tags, run_tags
 
@@ -236,7 +201,7 @@ def submit_tick(dagster_url: str, integration_ids: list[str]) -> list[str]:
                 **run_tags(integration_id, entity, full=False, source="schedule"),
                 **partition_tags(integration_id, entity, day),
             }
-            run_ids.append(submit(dagster_url, JOB_FOR_ENTITY[entity], tags))
+            run_ids.append(launch_run(dagster_url, JOB_FOR_ENTITY[entity], tags))
     return run_ids
 
 
@@ -396,7 +361,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--label", default="current")
     parser.add_argument(
-        "--scenarios", default="one,three,ui,tick", help="comma-separated: one, three, ui, tick"
+        "--scenarios",
+        default="one,three,ui,tick,tick3",
+        help="comma-separated: one, three, ui, tick, tick3",
     )
     parser.add_argument(
         "--tick-integrations", type=int, default=5, help="integrations in the schedule tick"
@@ -494,6 +461,7 @@ def main() -> None:
                     ("three", ["nomenclature", "stock", "orders"]),
                     ("ui", ["nomenclature"]),
                     ("tick", ["nomenclature"]),
+                    ("tick3", ["nomenclature", "stock", "orders"]),
                 ):
                     if scenario not in wanted:
                         continue
@@ -503,7 +471,11 @@ def main() -> None:
                         time.sleep(2)  # let the daemon settle into its idle loop
                         emulator.control.change_items(CHANGED)
                         emulator.control.change_stock(CHANGED)
-                        in_flight = submit_tick(dagster.url, tick_ids) if scenario == "tick" else []
+                        in_flight = (
+                            submit_tick(dagster.url, tick_ids)
+                            if scenario.startswith("tick")
+                            else []
+                        )
                         posted = time.time()
                         if scenario == "ui":
                             run_ids = [ui_materialize(dagster.url, ["tradeos", "products"])]
@@ -520,7 +492,7 @@ def main() -> None:
                             for run_id in run_ids
                         ]
                         rows.extend(per_run)
-                        if scenario == "three":
+                        if len(entities) > 1:
                             rows.append(
                                 {
                                     "job": "ALL THREE",
@@ -548,7 +520,7 @@ def main() -> None:
         shutil.rmtree(home, ignore_errors=True)
 
     print("\nimports (fresh interpreter, median):", json.dumps(results["imports"]))
-    for scenario in [name for name in ("one", "three", "ui", "tick") if name in results]:
+    for scenario in [name for name in ("one", "three", "ui", "tick", "tick3") if name in results]:
         for job, summary in results[scenario]["summary"].items():
             cells = ", ".join(f"{k} {v['p50']}" for k, v in summary.items() if v["p50"] is not None)
             print(f"{scenario} {job} p50: {cells}")

@@ -42,7 +42,6 @@ from bench.bench_e2e_dagster import (  # noqa: E402
     FAR_AWAY_CRON,
     create_database,
     drop_database,
-    submit,
     wait_idle,
 )
 from tradeos_pipelines.core.secrets import new_secret_key  # noqa: E402
@@ -121,7 +120,7 @@ def main() -> None:
 
     from dagster import DagsterInstance
 
-    from tests.dagster.processes import dagster_processes
+    from tests.dagster.processes import dagster_processes, launch_run
     from tradeos_pipelines.core.secrets import encrypt_json
     from tradeos_pipelines.core.settings import today_in_schedule_timezone
     from tradeos_pipelines.core.vocabulary import (
@@ -167,7 +166,7 @@ def main() -> None:
                         **run_tags(integration_id, entity, full=False, source="schedule"),
                         **partition_tags(integration_id, entity, day),
                     }
-                    scheduled.append(submit(dagster.url, JOB_FOR_ENTITY[entity], tags))
+                    scheduled.append(launch_run(dagster.url, JOB_FOR_ENTITY[entity], tags))
             submitted_scheduled = time.time()
             manual: list[str] = []
             for integration_id in ids[-args.manual :]:
@@ -175,7 +174,7 @@ def main() -> None:
                     **run_tags(integration_id, "nomenclature", full=False, source="manual"),
                     **partition_tags(integration_id, "nomenclature", day),
                 }
-                manual.append(submit(dagster.url, JOB_FOR_ENTITY["nomenclature"], tags))
+                manual.append(launch_run(dagster.url, JOB_FOR_ENTITY["nomenclature"], tags))
             wait_idle(instance, timeout=3600)
             memory.stop()
         records = {

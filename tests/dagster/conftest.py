@@ -19,8 +19,12 @@ def tradeos(db: str, redis_url: str) -> TradeOSResource:
 
 @pytest.fixture
 def instance(dagster_instance: DagsterInstance) -> DagsterInstance:
-    """The session's instance with no runs, events or partitions left by earlier tests."""
+    """The session's instance with no runs, events or partitions left by earlier tests, and
+    every sensor and schedule back to its default state (a test that stopped a sensor must
+    not leave it stopped for the next one)."""
     dagster_instance.wipe()
+    for state in dagster_instance.all_instigator_state():
+        dagster_instance.delete_instigator_state(state.instigator_origin_id, state.selector_id)
     return dagster_instance
 
 

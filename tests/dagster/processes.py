@@ -124,3 +124,33 @@ def dagster_processes(
         processes.stop_daemon()
         _stop(webserver)
         web_log.close()
+
+
+def launch_run(
+    dagster_url: str, job: str, tags: Mapping[str, str], asset_path: list[str] | None = None
+) -> str:
+    """Launch ``job`` through Dagster's GraphQL ``launchRun`` with ``tags`` (and, for the
+    implicit ``__ASSET_JOB``, an asset selection), as the UI, a schedule tick or a script
+    would; returns the run id."""
+    from tradeos_pipelines.launch import LAUNCH_RUN, LOCATION_NAME, REPOSITORY_NAME
+
+    selector: dict[str, object] = {
+        "repositoryLocationName": LOCATION_NAME,
+        "repositoryName": REPOSITORY_NAME,
+        "jobName": job,
+    }
+    if asset_path is not None:
+        selector["assetSelection"] = [{"path": asset_path}]
+    params = {
+        "selector": selector,
+        "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in tags.items()]},
+    }
+    body = httpx.post(
+        f"{dagster_url}/graphql",
+        json={"query": LAUNCH_RUN, "variables": {"executionParams": params}},
+        timeout=120,
+    ).json()
+    result = body["data"]["launchRun"]
+    if result["__typename"] != "LaunchRunSuccess":
+        raise RuntimeError(f"launchRun of {job} with {dict(tags)} refused: {result}")
+    return str(result["run"]["runId"])

@@ -67,7 +67,7 @@ def _stop_sensor_by_post(url: str, sensor_id: str, **headers: str) -> httpx.Resp
 
 
 @pytest.fixture
-def webserver(dagster_home, tmp_path):
+def webserver(instance, tmp_path):
     with dagster_processes(tmp_path / "logs", daemon=False) as dagster:
         yield dagster.url
 

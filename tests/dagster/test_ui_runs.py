@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import time
 
-import httpx
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus
 
-from tests.dagster.processes import dagster_processes
-from tradeos_pipelines.launch import LAUNCH_RUN, LOCATION_NAME, REPOSITORY_NAME, request_sync
+from tests.dagster.processes import dagster_processes, launch_run
+from tradeos_pipelines.launch import request_sync
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -25,23 +24,7 @@ FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus
 
 def ui_materialize(dagster_url: str, asset_path: list[str], partition: str) -> str:
     """What the asset page's Materialize button sends: the implicit asset job, no tags of ours."""
-    params = {
-        "selector": {
-            "repositoryLocationName": LOCATION_NAME,
-            "repositoryName": REPOSITORY_NAME,
-            "jobName": "__ASSET_JOB",
-            "assetSelection": [{"path": asset_path}],
-        },
-        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": partition}]},
-    }
-    body = httpx.post(
-        f"{dagster_url}/graphql",
-        json={"query": LAUNCH_RUN, "variables": {"executionParams": params}},
-        timeout=120,
-    ).json()
-    result = body["data"]["launchRun"]
-    assert result["__typename"] == "LaunchRunSuccess", result
-    return str(result["run"]["runId"])
+    return launch_run(dagster_url, "__ASSET_JOB", {"dagster/partition": partition}, asset_path)
 
 
 def wait_finished(instance: DagsterInstance, run_ids: list[str], timeout: float = 600) -> None:

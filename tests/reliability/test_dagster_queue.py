@@ -23,17 +23,15 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 from dagster._core.scheduler.instigation import InstigatorType, TickStatus
 
 from api.services.webhooks import SIGNATURE_HEADER, sign
-from tests.dagster.processes import DagsterProcesses, dagster_processes
+from tests.dagster.processes import DagsterProcesses, dagster_processes, launch_run
 from tradeos_pipelines.core.settings import get_settings, today_in_schedule_timezone
 from tradeos_pipelines.core.vocabulary import partition_tags, run_tags
 from tradeos_pipelines.engine import sync_nomenclature, sync_stock
-from tradeos_pipelines.launch import LAUNCH_RUN, LOCATION_NAME, REPOSITORY_NAME
 
 from .conftest import wait_for
 
@@ -196,22 +194,7 @@ def launch(dagster_url: str, entity: str, source: str) -> str:
         **run_tags(INTEGRATION, entity, full=False, source=source),
         **partition_tags(INTEGRATION, entity, today_in_schedule_timezone()),
     }
-    params = {
-        "selector": {
-            "repositoryLocationName": LOCATION_NAME,
-            "repositoryName": REPOSITORY_NAME,
-            "jobName": f"{entity}_sync",
-        },
-        "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in tags.items()]},
-    }
-    body = httpx.post(
-        f"{dagster_url}/graphql",
-        json={"query": LAUNCH_RUN, "variables": {"executionParams": params}},
-        timeout=120,
-    ).json()
-    result = body["data"]["launchRun"]
-    assert result["__typename"] == "LaunchRunSuccess", result
-    return str(result["run"]["runId"])
+    return launch_run(dagster_url, f"{entity}_sync", tags)
 
 
 def test_one_lane_runs_one_at_a_time_and_a_manual_run_overtakes_queued_scheduled_ones(

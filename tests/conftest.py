@@ -31,10 +31,11 @@ from tradeos_pipelines.core.secrets import encrypt_json, encrypt_text, new_secre
 from tradeos_pipelines.core.settings import get_settings, normalize_database_url
 from tradeos_pipelines.storage.tables import Integration
 
-# Fixture plugins shared across test folders (the 1C emulator, a Dagster instance).
+# Fixture plugins shared across test folders (the 1C emulator, a Dagster instance, the
+# fault numbers the reliability tests report).
 pytest_plugins = [
     name
-    for name in ("tests.fixtures.emulator", "tests.fixtures.dagster")
+    for name in ("tests.fixtures.emulator", "tests.fixtures.dagster", "tests.fixtures.faults")
     if importlib.util.find_spec(name) is not None
 ]
 

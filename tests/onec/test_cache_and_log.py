@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 
@@ -90,6 +91,32 @@ async def test_every_attempt_is_logged_without_credentials(emulator_factory, mak
     for row in rows:
         text = " ".join(str(v) for v in row._mapping.values())
         assert "секрет-пароль" not in text and token not in text
+
+
+async def test_a_request_the_caller_stopped_waiting_for_is_logged_too(emulator, make_client, db):
+    """A sync that fails while its next page is being read ahead cancels that read; the
+    request reached 1C all the same, so it is logged like any other attempt."""
+    emulator.control.inject_fault("slow", count=1, path="/stock", seconds=5)
+    writer = IntegrationLogWriter(db, batch_size=200, flush_interval=60)
+    async with make_client(emulator, request_log=writer, run_id="run-7") as client:
+        read = asyncio.ensure_future(client.iter_stock(page_size=10).__anext__())
+        for _ in range(200):  # until the emulator holds the request (at most 10 s)
+            if emulator.control.counters()["faults_served"].get("slow", 0) == 1:
+                break
+            await asyncio.sleep(0.05)
+        read.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await read
+    await writer.aclose()
+    engine = create_engine(db)
+    with engine.connect() as conn:
+        rows = conn.execute(select(IntegrationLog).order_by(IntegrationLog.id)).all()
+    engine.dispose()
+    assert [(r.method, r.path, r.status_code, r.attempt, r.run_id) for r in rows] == [
+        ("GET", "/hs/api/stock?limit=10", None, 1, "run-7")
+    ]
+    assert rows[0].error.startswith("cancelled after ")
+    assert rows[0].error.endswith(" s: the caller stopped")
 
 
 def test_log_writer_flushes_in_batches_from_its_thread(db):

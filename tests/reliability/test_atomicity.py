@@ -3,6 +3,7 @@ next sync commits every change (nomenclature: tests/sync/test_nomenclature.py)."
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
@@ -33,7 +34,7 @@ def _failed_mid_pass(sync, bus, onec, entity: str, after_page: int = 2) -> SyncF
     return failed.value
 
 
-def test_stock_failing_mid_pass_changes_nothing(integration, onec, sql, bus):
+def test_stock_failing_mid_pass_changes_nothing(integration, onec, sql, bus, fault_report):
     sync_nomenclature(integration, publisher=bus)
     sync_stock(integration, publisher=bus)
     # Five pages of 50: the fault armed after the second page hits the fourth whatever else
@@ -42,19 +43,28 @@ def test_stock_failing_mid_pass_changes_nothing(integration, onec, sql, bus):
     before = sql(STOCK + " ORDER BY 1, 2")
     state = sql("SELECT watermark, last_sync_version FROM sync_state WHERE entity = 'stock'")
 
+    failed_at = time.monotonic()
     failed = _failed_mid_pass(lambda: sync_stock(integration, publisher=bus), bus, onec, "stock")
 
     assert "500" in failed.reason
-    assert sql(STOCK + " ORDER BY 1, 2") == before
+    after_fault = sql(STOCK + " ORDER BY 1, 2")
+    assert after_fault == before
     assert sql("SELECT watermark, last_sync_version FROM sync_state WHERE entity = 'stock'") == (
         state
     )
     assert [e["sync_log_id"] for e in bus.of_type("sync.failed")] == [failed.sync_log_id]
     retry = sync_stock(integration, publisher=bus)
+    fault_report.record(
+        f"1C failing mid-pass, stock ({onec.protocol})",
+        rows_lost=250 - retry.updated,
+        rows_half_written=len(set(after_fault) ^ set(before)),
+        recovered_in_s=time.monotonic() - failed_at,
+        recovery="failing sync started → the next sync committed the 250 changes",
+    )
     assert (retry.status, retry.updated, retry.created) == ("success", 250, 0)
 
 
-def test_order_statuses_failing_mid_pass_change_nothing(integration, onec, sql, bus):
+def test_order_statuses_failing_mid_pass_change_nothing(integration, onec, sql, bus, fault_report):
     sync_nomenclature(integration, publisher=bus)
     sql("UPDATE integrations SET page_size = 1 WHERE id = :id", id=integration)
     moscow = ZoneInfo("Europe/Moscow")
@@ -79,6 +89,7 @@ def test_order_statuses_failing_mid_pass_change_nothing(integration, onec, sql, 
     before = sql(ORDERS)
     state = sql("SELECT watermark, last_sync_version FROM sync_state WHERE entity = 'orders'")
 
+    failed_at = time.monotonic()
     failed = _failed_mid_pass(
         lambda: sync_order_statuses(integration, DAY, publisher=bus),
         bus,
@@ -88,10 +99,18 @@ def test_order_statuses_failing_mid_pass_change_nothing(integration, onec, sql, 
     )
 
     assert "500" in failed.reason
-    assert sql(ORDERS) == before
+    after_fault = sql(ORDERS)
+    assert after_fault == before
     assert sql("SELECT watermark, last_sync_version FROM sync_state WHERE entity = 'orders'") == (
         state
     )
     retry = sync_order_statuses(integration, DAY, publisher=bus)
+    fault_report.record(
+        f"1C failing mid-pass, order statuses ({onec.protocol})",
+        rows_lost=5 - retry.updated,
+        rows_half_written=len(set(after_fault) ^ set(before)),
+        recovered_in_s=time.monotonic() - failed_at,
+        recovery="failing sync started → the next sync committed the 5 statuses",
+    )
     assert (retry.status, retry.updated) == ("success", 5)
     assert {r[0] for r in sql("SELECT onec_status FROM orders")} == {status}

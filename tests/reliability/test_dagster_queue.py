@@ -135,7 +135,7 @@ def test_sync_now_through_the_route_is_dequeued_commits_and_succeeds(
 
 
 def test_daemon_down_a_webhook_and_a_sync_now_each_become_one_run_when_it_returns(
-    synced, dagster, instance, api, emulator, sql
+    synced, dagster, instance, api, emulator, sql, fault_report
 ):
     dagster.stop_daemon()
     emulator.control.change_items(40)
@@ -163,6 +163,7 @@ def test_daemon_down_a_webhook_and_a_sync_now_each_become_one_run_when_it_return
     ]
 
     dagster.start_daemon()
+    restarted_at = time.monotonic()
 
     def recorded_runs() -> list[str] | None:
         return sql("SELECT run_ids FROM sync_requests WHERE id = :i", i=request_id)[0][0]
@@ -170,6 +171,14 @@ def test_daemon_down_a_webhook_and_a_sync_now_each_become_one_run_when_it_return
     wait_for(recorded_runs, timeout=300, what="the request sensor to pick the webhook")
     [webhook_run] = recorded_runs()
     wait_finished(instance, [manual_run, webhook_run])
+    stock_done, goods_done = committed(sql, manual_run), committed(sql, webhook_run)
+    fault_report.record(
+        "Dagster daemon down while a webhook and a sync now arrive",
+        rows_lost=(30 - stock_done[3]) + (40 - goods_done[3]),
+        rows_half_written=0,
+        recovered_in_s=time.monotonic() - restarted_at,
+        recovery="daemon back → both runs committed (70 changes); runs are all-or-nothing",
+    )
     # The request sensor ticks on: the same request never becomes a second run.
     ticks = sensor_ticked(instance, "sync_requests")
     wait_for(

@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -103,7 +104,7 @@ def _order_statuses(integration: str, onec, sql) -> Case:
     "setup", [_nomenclature, _stock, _order_statuses], ids=lambda f: f.__name__[1:]
 )
 def test_a_sync_killed_mid_commit_writes_nothing_and_the_next_recovers(
-    setup, integration, onec, sql, db
+    setup, integration, onec, sql, db, fault_report
 ):
     case = setup(integration, onec, sql)
     before = sql(case.snapshot)
@@ -135,6 +136,7 @@ def test_a_sync_killed_mid_commit_writes_nothing_and_the_next_recovers(
                 what=f"the {case.entity} sync to block inside its final transaction",
             )
             child.send_signal(signal.SIGKILL)
+            killed_at = time.monotonic()
         finally:
             child.wait(timeout=30)
         assert child.returncode == -signal.SIGKILL
@@ -150,12 +152,20 @@ def test_a_sync_killed_mid_commit_writes_nothing_and_the_next_recovers(
         what="the killed sync's backend to end",
     )
 
-    assert sql(case.snapshot) == before
+    after_kill = sql(case.snapshot)
+    assert after_kill == before
     assert sql(state, e=case.entity)[0] == watermark
     assert sql("SELECT count(*) FROM product_history")[0][0] == history
     [killed] = sql("SELECT id FROM sync_logs WHERE status = 'running'")
 
     result = case.resync(integration)
+    fault_report.record(
+        f"kill -9 mid-commit ({case.entity}, {onec.protocol})",
+        rows_lost=case.changed - result.updated,
+        rows_half_written=len(set(after_kill) ^ set(before)),
+        recovered_in_s=time.monotonic() - killed_at,
+        recovery="kill → the next sync committed",
+    )
 
     assert (result.status, result.updated) == ("success", case.changed)
     stale = sql("SELECT status, error FROM sync_logs WHERE id = :id", id=killed.id)[0]

@@ -21,6 +21,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -112,7 +113,7 @@ def psql(private_postgres: PrivatePostgres) -> Callable[..., list[Any]]:
     ids=["quick_restart", "down_while_the_sync_fails"],
 )
 def test_postgres_restarted_mid_sync_writes_nothing_and_the_next_sync_commits_once(
-    down_until, private_postgres, psql, emulator, tmp_path
+    down_until, private_postgres, psql, emulator, tmp_path, fault_report
 ):
     """``quick_restart``: back at once (``pg_ctl restart -m fast``); the sync finds its
     connection dead at its next write. ``down_while_the_sync_fails``: the server stays down
@@ -152,6 +153,7 @@ def test_postgres_restarted_mid_sync_writes_nothing_and_the_next_sync_commits_on
             ),
             what="the sync to ask 1C for its first page",
         )
+        stopped_at = time.monotonic()
         private_postgres.stop_fast()
         if down_until == "sync_noticed":
             # The sync has failed and waits to record it (or, not waiting, has ended).
@@ -176,7 +178,8 @@ def test_postgres_restarted_mid_sync_writes_nothing_and_the_next_sync_commits_on
     assert outcome["transient"] is True, err[-3000:]
     assert outcome["reason"].startswith("PostgreSQL connection lost or refused: "), outcome
     # Nothing half-written: the catalogue and the watermark are exactly as before the sync.
-    assert psql(PRODUCTS) == before
+    after_fault = psql(PRODUCTS)
+    assert after_fault == before
     assert psql(state) == watermark
     assert psql("SELECT count(*) FROM product_history")[0][0] == 0
     # sync_logs tells the truth about the interrupted sync, with no waiting for the next one.
@@ -189,6 +192,13 @@ def test_postgres_restarted_mid_sync_writes_nothing_and_the_next_sync_commits_on
     # the 120 changes exactly once.
     emulator.control.clear_faults()
     retry = sync_nomenclature(INTEGRATION, database_url=private_postgres.url)
+    fault_report.record(
+        f"PostgreSQL restarted mid-sync ({down_until.replace('_', ' ')})",
+        rows_lost=120 - retry.updated,
+        rows_half_written=len(set(after_fault) ^ set(before)),
+        recovered_in_s=time.monotonic() - stopped_at,
+        recovery="server stopped → the next sync committed the 120 changes",
+    )
 
     assert (retry.status, retry.created, retry.updated) == ("success", 0, 120)
     assert psql("SELECT count(*) FROM products")[0][0] == 200

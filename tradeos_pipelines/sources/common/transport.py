@@ -363,6 +363,12 @@ class OneCTransport:
             cause = f"connection failed ({type(exc).__name__}: {exc})"
             self._log(method, path, params, None, started, attempt, cause, at)
             raise _Retryable(cause) from None
+        except asyncio.CancelledError:
+            # The caller stopped waiting (a sync failing while its next page was being read
+            # ahead): the request did reach 1C, so the log keeps it like every other attempt.
+            cause = f"cancelled after {time.perf_counter() - started:.1f} s: the caller stopped"
+            self._log(method, path, params, None, started, attempt, cause, at)
+            raise
         status, body = response.status_code, response.content
         if (status == 429 or status >= 500) and status not in settled:
             cause = f"HTTP {status}: {describe_body(body)}"

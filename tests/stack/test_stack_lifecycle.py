@@ -60,7 +60,7 @@ def test_stack_starts_answers_and_stops_without_orphans(start_dev_stack) -> None
     tree = stack.tree()
     names = " ".join(" ".join(p.cmdline()) for p in tree if p.is_running())
     for expected in (
-        "dagster-webserver",
+        "-m tradeos_pipelines.dagster_ui",  # dagster-webserver behind the guard
         "dagster-daemon",
         "-m api",
         "emulators.http_service",

@@ -217,7 +217,9 @@ def test_the_card_follows_a_change_made_through_the_api(
     make_integration("main-1c", name="Основная база 1С", base_url="http://1c-old.example/trade")
     login(page, sidecar, admin_token)
     main = card(page, "main-1c")
-    expect(main.locator(".card-head p")).to_have_text("main-1c · HTTP-сервис · http://1c-old.example/trade")
+    expect(main.locator(".card-head p")).to_have_text(
+        "main-1c · HTTP-сервис · http://1c-old.example/trade"
+    )
     page.evaluate("window.__notReloaded = true")
     with httpx.Client(
         base_url=f"{sidecar.base_url}/api/v1",
@@ -232,7 +234,9 @@ def test_the_card_follows_a_change_made_through_the_api(
             },
         )
     assert answer.status_code == 200, answer.text
-    expect(main.locator(".card-head p")).to_have_text("main-1c · HTTP-сервис · http://1c-new.example/trade")
+    expect(main.locator(".card-head p")).to_have_text(
+        "main-1c · HTTP-сервис · http://1c-new.example/trade"
+    )
     expect(main.locator("h3")).to_have_text("База 1С (новый сервер)")
     assert page.evaluate("window.__notReloaded") is True
     assert errors == []

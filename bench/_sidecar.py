@@ -68,36 +68,16 @@ def sidecar_stack() -> Iterator[Stack]:
 
     get_settings.cache_clear()
     upgrade_to_head(database_url)
-    api_port, ws_port = find_free_port(), find_free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "api", "--port", str(api_port), "--ws-port", str(ws_port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=None if os.environ.get("BENCH_SIDECAR_LOG") else subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 180  # a busy machine starts Python slowly
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{api_port}/api/v1/health", timeout=2).status_code:
-                    break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("the sidecar did not start") from None
-                time.sleep(0.2)
+    with sidecar_process(env) as (api_url, ws_url, process):
         yield Stack(
             database_url,
             redis_url,
             env["TRADEOS_REDIS_NAMESPACE"],
-            f"http://127.0.0.1:{api_port}",
-            f"ws://127.0.0.1:{ws_port}/ws",
+            api_url,
+            ws_url,
             token,
             process,
         )
-    finally:
-        process.terminate()
-        process.wait(20)
         import redis
 
         client = redis.Redis.from_url(redis_url)
@@ -137,3 +117,31 @@ def write_results(name: str, results: dict) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(results, indent=2, ensure_ascii=False))
     return path
+
+
+@contextmanager
+def sidecar_process(env: dict[str, str]) -> Iterator[tuple[str, str, subprocess.Popen]]:
+    """``python -m api`` with ``env`` on free ports, once it answers: (REST base URL,
+    WebSocket URL, the process); terminated on exit."""
+    api_port, ws_port = find_free_port(), find_free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "api", "--port", str(api_port), "--ws-port", str(ws_port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=None if os.environ.get("BENCH_SIDECAR_LOG") else subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 180  # a busy machine starts Python slowly
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{api_port}/api/v1/health", timeout=2).status_code:
+                    break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError("the sidecar did not start") from None
+                time.sleep(0.2)
+        yield f"http://127.0.0.1:{api_port}", f"ws://127.0.0.1:{ws_port}/ws", process
+    finally:
+        process.terminate()
+        process.wait(20)

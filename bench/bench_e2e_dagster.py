@@ -53,6 +53,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -63,9 +64,9 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._sidecar import sidecar_process  # noqa: E402
 from tradeos_pipelines.core.secrets import new_secret_key  # noqa: E402
 from tradeos_pipelines.core.settings import get_settings, normalize_database_url  # noqa: E402
-from tradeos_pipelines.devstack.embedded import find_free_port  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 FAR_AWAY_CRON = "0 0 1 1 *"  # schedules must not start runs during the measurement
@@ -97,6 +98,62 @@ def drop_database(admin_url: str, name: str) -> None:
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+@dataclass
+class BenchStack:
+    """Where a Dagster bench runs: its own TradeOS database (migrated), Dagster storage,
+    ``DAGSTER_HOME`` and Redis namespace, exported as the environment the processes read."""
+
+    database_url: str
+    home: Path
+    token: str
+
+
+@contextmanager
+def dagster_bench_stack(name: str) -> Iterator[BenchStack]:
+    """A throwaway stack for a bench named ``name``; schedules never fire and the change
+    sensor ticks hourly, so every run is one the bench asked for. Dropped on exit."""
+    admin_url = normalize_database_url(
+        os.environ.get("TRADEOS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    )
+    tag = f"{os.getpid()}_{secrets.token_hex(3)}"
+    tradeos_db, dagster_db = f"tradeos_{name}_{tag}", f"dagster_{name}_{tag}"
+    home = Path(tempfile.mkdtemp(prefix=f"bench_{name}_"))
+    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    database_url = create_database(admin_url, tradeos_db)
+    dagster_url = create_database(admin_url, dagster_db)
+    token = "bench-" + secrets.token_hex(16)
+    os.environ.update(
+        {
+            "TRADEOS_DATABASE_URL": database_url,
+            "TRADEOS_REDIS_URL": os.environ.get(
+                "TRADEOS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"
+            ),
+            "TRADEOS_REDIS_NAMESPACE": f"tradeos-{name}-{tag}",
+            "TRADEOS_SECRET_KEY": new_secret_key(),
+            "TRADEOS_ADMIN_TOKEN": token,
+            "TRADEOS_NOMENCLATURE_SCHEDULE_CRON": FAR_AWAY_CRON,
+            "TRADEOS_STOCK_ORDERS_SCHEDULE_CRON": FAR_AWAY_CRON,
+            # The change sensor would sync the emulator's changes by itself: tick rarely.
+            "TRADEOS_CHANGE_SENSOR_INTERVAL_SECONDS": "3600",
+            "DAGSTER_HOME": str(home),
+            "TRADEOS_DAGSTER_DATABASE_URL": dagster_url,
+            # Dagster's default 60 s for a launch call fails runs on a loaded machine (the
+            # daemon waits for the run process to start); the e2e tests allow the same.
+            "DAGSTER_GRPC_TIMEOUT_SECONDS": "300",
+        }
+    )
+    get_settings.cache_clear()
+    from tradeos_pipelines.storage.migrate import upgrade_to_head
+
+    try:
+        upgrade_to_head(database_url)
+        yield BenchStack(database_url, home, token)
+    finally:
+        drop_database(admin_url, tradeos_db)
+        drop_database(admin_url, dagster_db)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 class FrameLog:
@@ -150,33 +207,6 @@ class FrameLog:
 
     def close(self) -> None:
         self._ws.close()
-
-
-@contextmanager
-def sidecar(env: dict[str, str]) -> Iterator[tuple[str, str]]:
-    """``python -m api`` with the run watcher on: (REST base URL, WebSocket URL)."""
-    api_port, ws_port = find_free_port(), find_free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "api", "--port", str(api_port), "--ws-port", str(ws_port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=None if os.environ.get("BENCH_SIDECAR_LOG") else subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{api_port}/api/v1/health", timeout=2).status_code:
-                    break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("the sidecar did not start") from None
-                time.sleep(0.2)
-        yield f"http://127.0.0.1:{api_port}", f"ws://127.0.0.1:{ws_port}/ws"
-    finally:
-        process.terminate()
-        process.wait(20)
 
 
 def ui_materialize(dagster_url: str, asset_path: list[str]) -> str:
@@ -370,37 +400,6 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    admin_url = normalize_database_url(
-        os.environ.get("TRADEOS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-    )
-    redis_url = os.environ.get("TRADEOS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-    tag = f"{os.getpid()}_{secrets.token_hex(3)}"
-    tradeos_db, dagster_db = f"tradeos_bench_{tag}", f"dagster_bench_{tag}"
-    home = Path(tempfile.mkdtemp(prefix="bench_dagster_"))
-    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
-    database_url = create_database(admin_url, tradeos_db)
-    dagster_url = create_database(admin_url, dagster_db)
-    token = "bench-" + secrets.token_hex(16)
-    os.environ.update(
-        {
-            "TRADEOS_DATABASE_URL": database_url,
-            "TRADEOS_REDIS_URL": redis_url,
-            "TRADEOS_REDIS_NAMESPACE": f"tradeos-bench-{tag}",
-            "TRADEOS_SECRET_KEY": new_secret_key(),
-            "TRADEOS_ADMIN_TOKEN": token,
-            "TRADEOS_NOMENCLATURE_SCHEDULE_CRON": FAR_AWAY_CRON,
-            "TRADEOS_STOCK_ORDERS_SCHEDULE_CRON": FAR_AWAY_CRON,
-            # The change sensor would sync the emulator's changes by itself: tick rarely.
-            "TRADEOS_CHANGE_SENSOR_INTERVAL_SECONDS": "3600",
-            "DAGSTER_HOME": str(home),
-            "TRADEOS_DAGSTER_DATABASE_URL": dagster_url,
-            # Dagster's default 60 s for a launch call fails runs on a loaded machine (the
-            # daemon waits for the run process to start); the e2e tests allow the same.
-            "DAGSTER_GRPC_TIMEOUT_SECONDS": "300",
-        }
-    )
-    get_settings.cache_clear()
-
     from dagster import DagsterInstance
 
     from tests.dagster.processes import dagster_processes
@@ -409,14 +408,15 @@ def main() -> None:
     from tradeos_pipelines.emulators.http_service import EmulatorServer
     from tradeos_pipelines.launch import request_sync
     from tradeos_pipelines.storage.database import session_scope
-    from tradeos_pipelines.storage.migrate import upgrade_to_head
     from tradeos_pipelines.storage.tables import Integration
 
-    upgrade_to_head(database_url)
     results: dict[str, Any] = {"items": args.items, "label": args.label}
-    emulator = EmulatorServer(items=args.items, api_key="bench-key")
-    tick_emulator = EmulatorServer(items=200, api_key="bench-key")
-    try:
+    with (
+        dagster_bench_stack("bench") as stack,
+        EmulatorServer(items=args.items, api_key="bench-key") as emulator,
+        EmulatorServer(items=200, api_key="bench-key") as tick_emulator,
+    ):
+        database_url, home, token = stack.database_url, stack.home, stack.token
         with session_scope(database_url) as session:
             session.add(
                 Integration(
@@ -450,7 +450,7 @@ def main() -> None:
             wait_idle(instance)
             warm = request_sync(INTEGRATION, ["nomenclature", "stock"], full=True, source="manual")
             wait_finished(instance, warm.run_ids)
-            with sidecar(dict(os.environ)) as (api_url, ws_url):
+            with sidecar_process(dict(os.environ)) as (api_url, ws_url, _):
                 frames = FrameLog(f"{ws_url}?token={token}&channels=sync_updates,runs")
                 http = httpx.Client(
                     base_url=api_url, headers={"Authorization": f"Bearer {token}"}, timeout=60
@@ -512,12 +512,6 @@ def main() -> None:
                 frames.close()
                 http.close()
         instance.dispose()
-    finally:
-        emulator.stop()
-        tick_emulator.stop()
-        drop_database(admin_url, tradeos_db)
-        drop_database(admin_url, dagster_db)
-        shutil.rmtree(home, ignore_errors=True)
 
     print("\nimports (fresh interpreter, median):", json.dumps(results["imports"]))
     for scenario in [name for name in ("one", "three", "ui", "tick", "tick3") if name in results]:

@@ -24,11 +24,8 @@ import argparse
 import itertools
 import json
 import os
-import secrets
-import shutil
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from datetime import date
@@ -38,14 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_e2e_dagster import (  # noqa: E402
-    FAR_AWAY_CRON,
-    create_database,
-    drop_database,
-    wait_idle,
-)
-from tradeos_pipelines.core.secrets import new_secret_key  # noqa: E402
-from tradeos_pipelines.core.settings import get_settings, normalize_database_url  # noqa: E402
+from bench.bench_e2e_dagster import dagster_bench_stack, wait_idle  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 
@@ -92,32 +82,6 @@ def main() -> None:
     parser.add_argument("--manual", type=int, default=5)
     args = parser.parse_args()
 
-    admin_url = normalize_database_url(
-        os.environ.get("TRADEOS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-    )
-    redis_url = os.environ.get("TRADEOS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-    tag = f"{os.getpid()}_{secrets.token_hex(3)}"
-    tradeos_db, dagster_db = f"tradeos_scale_{tag}", f"dagster_scale_{tag}"
-    home = Path(tempfile.mkdtemp(prefix="bench_scale_"))
-    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
-    database_url = create_database(admin_url, tradeos_db)
-    dagster_url = create_database(admin_url, dagster_db)
-    os.environ.update(
-        {
-            "TRADEOS_DATABASE_URL": database_url,
-            "TRADEOS_REDIS_URL": redis_url,
-            "TRADEOS_REDIS_NAMESPACE": f"tradeos-scale-{tag}",
-            "TRADEOS_SECRET_KEY": new_secret_key(),
-            "TRADEOS_NOMENCLATURE_SCHEDULE_CRON": FAR_AWAY_CRON,
-            "TRADEOS_STOCK_ORDERS_SCHEDULE_CRON": FAR_AWAY_CRON,
-            "TRADEOS_CHANGE_SENSOR_INTERVAL_SECONDS": "3600",
-            "DAGSTER_HOME": str(home),
-            "TRADEOS_DAGSTER_DATABASE_URL": dagster_url,
-            "DAGSTER_GRPC_TIMEOUT_SECONDS": "300",
-        }
-    )
-    get_settings.cache_clear()
-
     from dagster import DagsterInstance
 
     from tests.dagster.processes import dagster_processes, launch_run
@@ -132,14 +96,15 @@ def main() -> None:
     )
     from tradeos_pipelines.emulators.http_service import EmulatorServer
     from tradeos_pipelines.storage.database import session_scope
-    from tradeos_pipelines.storage.migrate import upgrade_to_head
     from tradeos_pipelines.storage.tables import Integration
 
-    upgrade_to_head(database_url)
     ids = [f"shop-{i:02d}" for i in range(args.integrations)]
-    emulator = EmulatorServer(items=200, api_key="bench-key")
     results: dict[str, Any] = {"integrations": args.integrations, "manual": args.manual}
-    try:
+    with (
+        dagster_bench_stack("scale") as stack,
+        EmulatorServer(items=200, api_key="bench-key") as emulator,
+    ):
+        database_url, home = stack.database_url, stack.home
         with session_scope(database_url) as session:
             for integration_id in ids:
                 session.add(
@@ -181,11 +146,6 @@ def main() -> None:
             run_id: instance.get_run_record_by_id(run_id) for run_id in [*scheduled, *manual]
         }
         instance.dispose()
-    finally:
-        emulator.stop()
-        drop_database(admin_url, tradeos_db)
-        drop_database(admin_url, dagster_db)
-        shutil.rmtree(home, ignore_errors=True)
 
     ends = [r.end_time for r in records.values() if r.end_time]
     drain_s = max(ends) - started

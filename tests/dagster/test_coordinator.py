@@ -165,3 +165,26 @@ def test_the_instance_tags_a_ui_run_before_queuing_it(instance) -> None:
         filters=RunsFilter(tags={"tradeos/lane/nomenclature": "main-1c"})
     )
     assert in_lane == [run.run_id]
+
+
+def test_scheduled_runs_leave_run_slots_for_a_person(instance) -> None:
+    """dagster.yaml caps scheduled runs at 3 of the 6 slots: with three running, a fourth
+    scheduled run waits while a "sync now", a webhook or a change-sensor run may start (the
+    daemon decides with Dagster's own counter, used here on the instance's real limits)."""
+    from dagster._utils.tags import TagConcurrencyLimitsCounter
+
+    def run(integration: str, source: str):
+        tags = run_tags(integration, "nomenclature", full=False, source=source)
+        return create_run_for_test(instance, job_name="nomenclature_sync", tags=tags)
+
+    config = instance.run_coordinator.get_run_queue_config()
+    assert config.max_concurrent_runs == 6
+    running = [run(f"shop-{n}", "schedule") for n in range(3)]
+    counter = TagConcurrencyLimitsCounter(list(config.tag_concurrency_limits), running)
+
+    assert counter.is_blocked(run("shop-3", "schedule")) is True
+    for source in ("manual", "webhook", "change"):
+        assert counter.is_blocked(run("shop-4", source)) is False, source
+    # Below the cap a scheduled run starts as before.
+    two = TagConcurrencyLimitsCounter(list(config.tag_concurrency_limits), running[:2])
+    assert two.is_blocked(run("shop-3", "schedule")) is False

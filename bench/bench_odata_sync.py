@@ -7,7 +7,8 @@ number beside its floor in the same run:
   goods pages alone
 - incremental with 100 changed of N: time, rows and bytes 1C served (the Ref_Key,DataVersion
   pass plus the changed rows and their barcodes and prices)
-- peak RSS of a child process running a full sync (``--rss-items``; 0 skips it)
+- peak RSS of a child process running a full sync, and of one running the incremental sync
+  after 100 changed (``--rss-items``; 0 skips both)
 
 Run: ``.venv/bin/python bench/bench_odata_sync.py`` (``--items``, ``--rss-items``).
 Servers: ``TRADEOS_TEST_POSTGRES_URL`` (admin URL; a dedicated database is created and dropped)
@@ -197,28 +198,37 @@ def _register_pages(page: list[dict[str, Any]], price_type: str) -> list[str]:
 
 
 def bench_memory(items: int) -> dict[str, Any]:
-    """Peak RSS of a child process running one full sync of ``items`` goods."""
+    """Peak RSS of a child process running one full sync of ``items`` goods, then of another
+    running the incremental sync after 100 of them changed."""
     from tradeos_pipelines.emulators.odata import ODataEmulatorProcess
 
+    out: dict[str, Any] = {"items": items}
     with ODataEmulatorProcess(items=items, username=USER, password=PASSWORD) as emulator:
         _add_integration("bench-big", emulator.base_url, _price_type(emulator.odata_url))
-        started = time.perf_counter()
-        child = subprocess.run(
-            [sys.executable, __file__, "--child-sync", "bench-big"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        out["full"] = _child_sync("bench-big", full=True)
+        emulator.control.change_items(100)
+        out["incremental"] = _child_sync("bench-big", full=False)
+    return out
+
+
+def _child_sync(integration_id: str, *, full: bool) -> dict[str, Any]:
+    started = time.perf_counter()
+    child = subprocess.run(
+        [sys.executable, __file__, "--child-sync", integration_id, *(["--full"] if full else [])],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if child.returncode != 0:
         raise RuntimeError(f"the child sync failed: {child.stderr[-2000:]}")
     report = json.loads(child.stdout.strip().splitlines()[-1])
-    return {"items": items, "seconds": round(time.perf_counter() - started, 1), **report}
+    return {"seconds": round(time.perf_counter() - started, 1), **report}
 
 
-def child_sync(integration_id: str) -> None:
+def child_sync(integration_id: str, *, full: bool) -> None:
     from tradeos_pipelines.engine import sync_nomenclature
 
-    result = sync_nomenclature(integration_id, full=True)
+    result = sync_nomenclature(integration_id, full=full)
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(
         json.dumps(
@@ -226,6 +236,7 @@ def child_sync(integration_id: str) -> None:
                 "peak_rss_mb": round(peak_kb / 1024, 1),
                 "engine_seconds": result.duration_s,
                 "created": result.created,
+                "updated": result.updated,
             }
         )
     )
@@ -236,9 +247,10 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--rss-items", type=int, default=0, help="0: skip the RSS run")
     parser.add_argument("--child-sync", help=argparse.SUPPRESS)
+    parser.add_argument("--full", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_sync:
-        child_sync(args.child_sync)
+        child_sync(args.child_sync, full=args.full)
         return
 
     from tradeos_pipelines.core.settings import get_settings, normalize_database_url

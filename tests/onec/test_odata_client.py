@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -28,6 +28,7 @@ from tradeos_pipelines.sources.common.rows import (
     OrderLine,
 )
 from tradeos_pipelines.sources.common.transport import RetryPolicy
+from tradeos_pipelines.sources.odata import client as odata_client_module
 from tradeos_pipelines.sources.odata import metadata as md
 from tradeos_pipelines.sources.odata.client import ODataClient, OrderNotPosted
 
@@ -84,6 +85,22 @@ async def read_all(pages: AsyncIterator[Any]) -> tuple[list[Any], list[Any]]:
         items += page.items
         rejected += page.rejected
     return items, rejected
+
+
+class HeldCatalogue:
+    """What TradeOS holds, as the engine's ``StoredCatalogueReader`` answers it; it records
+    the keys it was asked about, call by call."""
+
+    def __init__(self, versions: dict[str, str | None]) -> None:
+        self.held = versions
+        self.asked: list[list[str]] = []
+
+    def count(self) -> int:
+        return len(self.held)
+
+    def versions(self, keys: Sequence[str]) -> dict[str, list[str]]:
+        self.asked.append(list(keys))
+        return {key: [v] for key in keys if (v := self.held.get(key)) is not None}
 
 
 def requests(emulator: ODataEmulatorServer, label: str) -> int:
@@ -149,33 +166,61 @@ async def test_utf8_basic_auth_and_a_wrong_password(odata_emulator, make_odata):
 async def test_incremental_reads_versions_then_only_what_changed(odata_emulator, make_odata, raw):
     async with make_odata(odata_emulator) as client:
         items, _ = await read_all(client.iter_nomenclature(page_size=50))
-        known = {str(i.id): i.version for i in items}
+        held = HeldCatalogue({str(i.id): i.version for i in items})
         changed = odata_emulator.control.change_items(2)
         added = odata_emulator.control.add_items(1)
         served = odata_emulator.control.counters()["rows_served"][GOODS]
 
-        found, _ = await read_all(client.iter_nomenclature(page_size=50, known_versions=known))
+        found, _ = await read_all(client.iter_nomenclature(page_size=50, catalogue=held))
 
     assert sorted(str(i.id) for i in found) == sorted(changed + added)
     # The Ref_Key,DataVersion pass over every row, then the three full rows.
     after = odata_emulator.control.counters()["rows_served"][GOODS]
     assert after - served == len(items) + 1 + 3
+    # What TradeOS holds is asked one page of the pass at a time, every key once.
+    assert [len(keys) for keys in held.asked] == [len(items) + 1]
+    assert sorted(held.asked[0]) == sorted([*held.held, *added])
+
+
+async def test_the_version_pass_asks_page_by_page_and_fetches_as_it_goes(
+    odata_emulator, make_odata, raw
+):
+    """Memory follows a page of the pass and the changes, never the stored catalogue."""
+    async with make_odata(odata_emulator) as client:
+        items, _ = await read_all(client.iter_nomenclature(page_size=50))
+        held = HeldCatalogue({str(i.id): i.version for i in items})
+        # The first three goods of the pass: their page of changes is full before it ends.
+        first = [str(i.id) for i in items if not i.is_folder][:3]
+        changed = odata_emulator.control.change_items(ids=first)
+        pages = []
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(odata_client_module, "MAX_PAGE_SIZE", 20)
+            async for page in client.iter_nomenclature(page_size=2, catalogue=held):
+                pages.append((len(held.asked), sorted(str(i.id) for i in page.items)))
+
+    sizes = [len(keys) for keys in held.asked]
+    assert sizes == [20] * (len(items) // 20) + ([len(items) % 20] if len(items) % 20 else [])
+    assert sorted(key for _, ids in pages for key in ids) == sorted(changed)
+    # The first two changes went out as a page before the pass had asked about every key,
+    # the third one after it.
+    assert [ids for _, ids in pages] == [sorted(first[:2]), first[2:]]
+    assert pages[0][0] < len(sizes)
 
 
 async def test_a_price_set_since_the_last_pass_brings_the_good(odata_emulator, make_odata, raw):
     key = retail_key(raw)
     async with make_odata(odata_emulator, price_type_key=key) as client:
         items, _ = await read_all(client.iter_nomenclature(page_size=50))
-        known = {str(i.id): i.version for i in items}
+        held = HeldCatalogue({str(i.id): i.version for i in items})
         since = datetime.now(UTC).replace(microsecond=0)
         repriced = odata_emulator.control.change_prices(1, price_type=key)["ids"]
 
         found, _ = await read_all(
-            client.iter_nomenclature(changed_since=since, page_size=50, known_versions=known)
+            client.iter_nomenclature(changed_since=since, page_size=50, catalogue=held)
         )
 
     assert [str(i.id) for i in found] == repriced
-    assert found[0].version != known[repriced[0]]  # the engine rewrites it
+    assert found[0].version != held.held[repriced[0]]  # the engine rewrites it
 
 
 async def test_rows_the_user_may_not_read_are_left_out(odata_emulator, make_odata, raw):

@@ -28,6 +28,7 @@ from tradeos_pipelines.engine.runner import (
 from tradeos_pipelines.engine.source import OneCSource
 from tradeos_pipelines.engine.watermark import read_watermark, read_window_start
 from tradeos_pipelines.sources.common.rows import NomenclatureItem, Page
+from tradeos_pipelines.storage.catalogue import StoredCatalogueReader
 
 ENTITY = "nomenclature"
 
@@ -256,49 +257,18 @@ _STAGING = Staging(
 )
 
 
-_STORED_VERSIONS_SQL = """
-SELECT onec_id::text, onec_version FROM products WHERE integration_id = %(integration)s
-UNION ALL
-SELECT onec_id::text, onec_version FROM product_groups WHERE integration_id = %(integration)s
-"""
-
-
-# What 1C last sent of a row that was rejected and is still open: its version (the engine's
-# typed reject payload has ``version``, a row the client could not read has 1C's own fields).
-_REJECTED_VERSIONS_SQL = """
-SELECT r.onec_id, coalesce(r.payload->>'version', r.payload->>'DataVersion')
-FROM sync_rejects r JOIN sync_logs l ON l.id = r.sync_log_id
-WHERE l.integration_id = %(integration)s AND l.entity = 'nomenclature'
-    AND r.resolved_at IS NULL AND r.onec_id IS NOT NULL
-ORDER BY r.id
-"""
-
-
-def stored_versions(sync: SyncRun) -> dict[str, str | None]:
-    """``{1C id: version}`` of every product and folder TradeOS has from this integration.
-
-    A row rejected since (still open) counts with the version it was rejected in: unchanged
-    in 1C, it is not read again by every incremental sync only to be rejected again.
-    """
-    params = {"integration": sync.integration_id}
-    with sync.conn.cursor() as cur:
-        cur.execute(_STORED_VERSIONS_SQL, params)
-        versions = dict(cur.fetchall())
-        cur.execute(_REJECTED_VERSIONS_SQL, params)
-        versions.update((key, version) for key, version in cur.fetchall() if version)
-        return versions
-
-
 def _read(
     sync: SyncRun, client: OneCSource, since: datetime | None, size: int
 ) -> AsyncIterator[Page[NomenclatureItem]]:
-    """The pass to read. A source without modification times (OData) is given the stored
-    versions instead, and reads full rows only for what differs from them."""
+    """The pass to read. A source without modification times (OData) is given what TradeOS
+    holds instead, asks it for the stored versions of each page of keys it reads, and reads
+    full rows only for what differs from them."""
     if client.change_tracking == "version":
         sync.change_mark = datetime.now(UTC)
         if not sync.full:
+            catalogue = StoredCatalogueReader(sync.database_url, sync.integration_id)
             return client.iter_nomenclature(  # type: ignore[call-arg]
-                changed_since=since, page_size=size, known_versions=stored_versions(sync)
+                changed_since=since, page_size=size, catalogue=catalogue
             )
     return client.iter_nomenclature(changed_since=since, page_size=size)
 

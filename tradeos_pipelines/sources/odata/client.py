@@ -16,9 +16,9 @@ sends ``odata.nextLink``), stopping on a short page; ``$select`` of only the fie
 ``$metadata`` is read once per integration and checked before any read.
 
 Catalog items have no modification time in OData: an incremental read of the catalogue
-(``known_versions``) reads only ``Ref_Key,DataVersion`` of every item and fetches full rows
-for the keys whose ``DataVersion`` differs from the stored one, plus new keys and goods whose
-price was set since ``changed_since``.
+(given what TradeOS holds, a ``StoredCatalogue``) reads only ``Ref_Key,DataVersion`` of every
+item and fetches full rows for the keys whose ``DataVersion`` differs from the stored one, plus
+new keys and goods whose price was set since ``changed_since``.
 """
 
 from __future__ import annotations
@@ -406,15 +406,15 @@ class ODataClient(OneCConnection):
         self,
         changed_since: datetime | None = None,
         page_size: int = 1000,
-        known_versions: Mapping[str, str | None] | None = None,
+        catalogue: StoredCatalogue | None = None,
     ) -> AsyncIterator[Page[NomenclatureItem]]:
-        """Goods and folders: all of them, or (``known_versions``: stored ``{id: version}``)
-        only those whose ``DataVersion`` changed, new ones, and goods repriced since
+        """Goods and folders: all of them, or (given what TradeOS holds, ``catalogue``) only
+        those whose ``DataVersion`` changed, new ones, and goods repriced since
         ``changed_since``."""
         _check_size(page_size)
-        if known_versions is None:
+        if catalogue is None:
             return self._all_goods(page_size)
-        return self._changed_goods(changed_since, page_size, known_versions)
+        return self._changed_goods(changed_since, page_size, catalogue)
 
     async def _goods_parser(self, keys: list[str]) -> GoodsParser:
         units = await self._names(md.UNITS)
@@ -458,35 +458,58 @@ class ODataClient(OneCConnection):
         self,
         changed_since: datetime | None,
         page_size: int,
-        known: Mapping[str, str | None],
+        catalogue: StoredCatalogue,
     ) -> AsyncIterator[Page[NomenclatureItem]]:
+        """The ``Ref_Key,DataVersion`` pass, each page of it compared with what TradeOS holds
+        of those keys only, and the full rows of what differs fetched as it is found: memory
+        follows the page and the changes, never the catalogue (a million stored versions in a
+        dict took more than the 200 MB a whole sync may use)."""
         await self._require("nomenclature")
+        total = await self.count(md.GOODS)
+        names = await self._names(md.UNITS), await self._names(md.VAT_RATES)
+        fetched: set[str] = set()
         wanted: list[str] = []
-        seen: set[str] = set()
-        total = 0
         params = {"$select": "Ref_Key,DataVersion", "$orderby": "Ref_Key"}
         async for rows in self.pages(md.GOODS, params, MAX_PAGE_SIZE):
-            total += len(rows)
-            for row in rows:
-                key = str(row.get("Ref_Key"))
-                seen.add(key)
-                if not same_data_version(known.get(key), str(row.get("DataVersion"))):
-                    wanted.append(key)
-        if changed_since is not None:
-            chosen = set(wanted)
-            wanted += sorted(k for k in await self._repriced(changed_since) - chosen if k in seen)
-        select = ",".join(md.GOODS_FIELDS)
-        for start in range(0, len(wanted), page_size):
-            chunk = wanted[start : start + page_size]
-            parser = await self._goods_parser(chunk)
-            rows = []
-            for batch in _batches(chunk):
-                rows += await self.get_rows(
-                    md.GOODS, {"$select": select, "$filter": _any_key("Ref_Key", batch)}
+            keys = [str(row.get("Ref_Key")) for row in rows]
+            known = catalogue.versions(keys)
+            wanted += (
+                key
+                for key, row in zip(keys, rows, strict=True)
+                if not any(
+                    same_data_version(version, str(row.get("DataVersion")))
+                    for version in known.get(key, ())
                 )
-            yield parser.page(rows, total)
-        if not wanted:
+            )
+            while len(wanted) >= page_size:
+                chunk, wanted = wanted[:page_size], wanted[page_size:]
+                yield await self._goods_of(chunk, total, *names)
+                fetched.update(chunk)
+        if changed_since is not None:
+            # A good repriced but gone from 1C since is not found by key: nothing comes back.
+            repriced = await self._repriced(changed_since)
+            wanted += sorted(repriced - fetched - set(wanted))
+        for start in range(0, len(wanted), page_size):
+            yield await self._goods_of(wanted[start : start + page_size], total, *names)
+        if not wanted and not fetched:
             yield Page(items=[], total=total)
+
+    async def _goods_of(
+        self,
+        keys: list[str],
+        total: int,
+        units: Mapping[str, str],
+        vat_rates: Mapping[str, str],
+    ) -> Page[NomenclatureItem]:
+        """Full rows of the goods ``keys``, joined with their barcodes and prices."""
+        parser = GoodsParser(units, vat_rates, await self._barcodes(keys), await self._prices(keys))
+        select = ",".join(md.GOODS_FIELDS)
+        rows: list[Any] = []
+        for batch in _batches(keys):
+            rows += await self.get_rows(
+                md.GOODS, {"$select": select, "$filter": _any_key("Ref_Key", batch)}
+            )
+        return parser.page(rows, total)
 
     def iter_stock(
         self,

@@ -36,12 +36,21 @@ SELECT (SELECT count(*) FROM products WHERE integration_id = :integration)
                AND g.onec_id::text = rejected.onec_id))
 """)
 
+# One probe of each table's (integration_id, onec_id) index per asked key, whatever the
+# statistics say (LIMIT keeps the planner from flattening the lateral subqueries into a join):
+# right after a first sync of a million goods, before autovacuum analyzed them, the plain
+# `onec_id = ANY(...)` scanned every row of the integration (0.73 s a page of 1,000 keys; 8 ms
+# this way).
 _VERSIONS_SQL = text(f"""
-SELECT onec_id::text, onec_version FROM products
-WHERE integration_id = :integration AND onec_id = ANY(CAST(:ids AS uuid[]))
-UNION ALL
-SELECT onec_id::text, onec_version FROM product_groups
-WHERE integration_id = :integration AND onec_id = ANY(CAST(:ids AS uuid[]))
+SELECT asked.onec_id::text, known.onec_version
+FROM unnest(CAST(:ids AS uuid[])) AS asked(onec_id)
+CROSS JOIN LATERAL (
+    (SELECT onec_version FROM products p
+     WHERE p.integration_id = :integration AND p.onec_id = asked.onec_id LIMIT 1)
+    UNION ALL
+    (SELECT onec_version FROM product_groups g
+     WHERE g.integration_id = :integration AND g.onec_id = asked.onec_id LIMIT 1)
+) known
 UNION ALL
 SELECT * FROM ({_OPEN_REJECTS}) rejected WHERE onec_id = ANY(:keys)
 """)

@@ -469,18 +469,8 @@ class ODataClient(OneCConnection):
         names = await self._names(md.UNITS), await self._names(md.VAT_RATES)
         fetched: set[str] = set()
         wanted: list[str] = []
-        params = {"$select": "Ref_Key,DataVersion", "$orderby": "Ref_Key"}
-        async for rows in self.pages(md.GOODS, params, MAX_PAGE_SIZE):
-            keys = [str(row.get("Ref_Key")) for row in rows]
-            known = catalogue.versions(keys)
-            wanted += (
-                key
-                for key, row in zip(keys, rows, strict=True)
-                if not any(
-                    same_data_version(version, str(row.get("DataVersion")))
-                    for version in known.get(key, ())
-                )
-            )
+        async for differing in self._differing_keys(catalogue):
+            wanted += differing
             while len(wanted) >= page_size:
                 chunk, wanted = wanted[:page_size], wanted[page_size:]
                 yield await self._goods_of(chunk, total, *names)
@@ -493,6 +483,33 @@ class ODataClient(OneCConnection):
             yield await self._goods_of(wanted[start : start + page_size], total, *names)
         if not wanted and not fetched:
             yield Page(items=[], total=total)
+
+    async def _differing_keys(self, catalogue: StoredCatalogue) -> AsyncIterator[list[str]]:
+        """Per page of the ``Ref_Key,DataVersion`` pass: the keys new to TradeOS or whose
+        ``DataVersion`` differs from every version it holds of them.
+
+        A page's stored versions are looked up in a thread while the next page is read, so
+        the lookup (about 10 ms a page of 1,000 keys) overlaps 1C's work instead of adding to it.
+        """
+        params = {"$select": "Ref_Key,DataVersion", "$orderby": "Ref_Key"}
+        looking: deque[tuple[list[Any], asyncio.Future[Mapping[str, list[str]]]]] = deque()
+        try:
+            async for rows in self.pages(md.GOODS, params, MAX_PAGE_SIZE):
+                keys = [str(row.get("Ref_Key")) for row in rows]
+                lookup = asyncio.ensure_future(asyncio.to_thread(catalogue.versions, keys))
+                looking.append((rows, lookup))
+                if len(looking) > 1:
+                    page, known = looking.popleft()
+                    yield _differing(page, await known)
+            while looking:
+                page, known = looking.popleft()
+                yield _differing(page, await known)
+        finally:
+            for _, known in looking:
+                # A lookup already running in its thread finishes; only its answer is dropped.
+                known.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await known
 
     async def _goods_of(
         self,
@@ -682,13 +699,7 @@ class ODataClient(OneCConnection):
         if not rows and skip:
             return False
         known = catalogue.versions([str(row.get("Ref_Key")) for row in rows])
-        return any(
-            not any(
-                same_data_version(version, str(row.get("DataVersion")))
-                for version in known.get(str(row.get("Ref_Key")), ())
-            )
-            for row in rows
-        )
+        return bool(_differing(rows, known))
 
     def _probe_key(self) -> str:
         where = hashlib.blake2b(self.base_url.encode(), digest_size=8).hexdigest()
@@ -973,6 +984,17 @@ def _prices_of(rows: list[Any]) -> dict[str, Decimal]:
         if price is not None:
             prices.setdefault(str(row.get("Номенклатура_Key")), price)
     return prices
+
+
+def _differing(rows: list[Any], known: Mapping[str, list[str]]) -> list[str]:
+    """Keys of ``rows`` (``Ref_Key,DataVersion``) whose ``DataVersion`` no known version of
+    theirs was made from."""
+    differing = []
+    for row in rows:
+        key, data_version = str(row.get("Ref_Key")), str(row.get("DataVersion"))
+        if not any(same_data_version(v, data_version) for v in known.get(key, ())):
+            differing.append(key)
+    return differing
 
 
 def _batches(keys: list[str]) -> Iterable[list[str]]:

@@ -622,6 +622,27 @@ def test_added_goods_appear_with_a_barcode_and_prices(emu, client):
         f"{PRICES}_RecordType/SliceLast()", **{"$filter": guid_filter(added, "Номенклатура_Key")}
     )
     assert len(prices) == 4
+    # Added without stock: no balance of theirs.
+    balance = f"{STOCK}/Balance(Dimensions='Номенклатура,Склад')"
+    assert client.rows(balance, **{"$filter": guid_filter(added, "Номенклатура_Key")}) == []
+
+
+def test_added_goods_can_be_received_in_every_warehouse(emu, client):
+    [added] = emu.control.add_items(1, stock=5)
+    rows = client.rows(
+        f"{STOCK}/Balance(Dimensions='Номенклатура,Склад')",
+        **{"$filter": guid_filter([added], "Номенклатура_Key")},
+    )
+    warehouses = {w["Ref_Key"] for w in client.rows("Catalog_Склады")}
+    assert sorted((r["Склад_Key"], r["ВНаличииBalance"]) for r in rows) == sorted(
+        (w, 5) for w in warehouses
+    )
+    refused = httpx.post(
+        f"{emu.root_url}/_control/items/add",
+        headers={"X-Control-Key": CONTROL_KEY},
+        json={"count": 1, "stock": "много"},
+    )
+    assert refused.status_code == 400 and "stock must be a number" in refused.text
 
 
 def test_command_line_emulator_serves_the_same_data():

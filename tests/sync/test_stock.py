@@ -75,16 +75,16 @@ def test_full_pass_zeroes_pairs_absent_from_1c_incremental_does_not(catalogue, s
     assert zeroed["sync_version"] == full.sync_version and len(zeroed["product_onec_ids"]) == 1
 
 
-@pytest.mark.http_service_only("bad-row injection of the HTTP emulator")
-def test_stock_for_unknown_product_is_rejected(catalogue, emulator, sql, bus):
-    [bad] = emulator.control.inject_bad_rows("unknown_product", 1)
+def test_stock_for_unknown_product_is_rejected(catalogue, onec, sql, bus):
+    unknown, rows = onec.stock_of_unknown_good()
 
     result = sync_stock(catalogue, publisher=bus)
 
-    assert result.status == "partial" and result.rejected == 1
-    assert result.created == STOCK_ROWS
-    reject = sql("SELECT onec_id, reason FROM sync_rejects")[0]
-    assert reject.onec_id == bad["product_id"] and "unknown product" in reject.reason
+    assert result.status == "partial" and result.rejected == rows
+    assert result.created == onec.stock_rows
+    rejects = sql("SELECT onec_id, reason FROM sync_rejects")
+    assert [r.onec_id for r in rejects] == [unknown] * rows
+    assert all("unknown product" in r.reason for r in rejects)
 
 
 def test_stock_before_any_nomenclature_rejects_everything(integration, onec, sql, bus):

@@ -670,7 +670,10 @@ class ODataEmulatorApp:
             marked = infobase.mark_deleted(count, ids, bool(data.get("mark", True)))
             return json_answer(200, {"ids": marked})
         if route == "items/add":
-            return json_answer(200, {"ids": infobase.add_items(count)})
+            stock = data.get("stock", 0)
+            if isinstance(stock, bool) or not isinstance(stock, int | float):
+                raise ValueError("stock must be a number")
+            return json_answer(200, {"ids": infobase.add_items(count, float(stock))})
         if route == "prices/change":
             return json_answer(200, infobase.change_prices(count, ids, data.get("price_type")))
         if route == "stock/change":

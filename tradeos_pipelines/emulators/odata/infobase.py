@@ -422,8 +422,11 @@ class Infobase:
             self._rewrite(self.goods, row)
         return keys
 
-    def add_items(self, count: int = 1) -> list[str]:
-        """New goods with a barcode and both prices (set now); returns their keys."""
+    def add_items(self, count: int = 1, stock: float = 0) -> list[str]:
+        """New goods with a barcode and both prices (set now), and ``stock`` of each received
+        in every warehouse (none when 0); returns their keys."""
+        if not 0 <= stock <= 1e9:
+            raise ValueError("stock must be between 0 and 1e9")
         unit = self._find(UNITS, "шт")
         vat = self._find(VAT_RATES, "20%")
         kind = self._find(GOODS_KINDS, "Товар")
@@ -441,6 +444,8 @@ class Infobase:
                 )
             )  # fmt: skip
             self.barcodes.add(ordinal, seeding.ean13(self.rng))
+            for warehouse in range(len(self.warehouse_keys)) if stock else ():
+                self.stock.set(ordinal, warehouse, (float(stock), 0.0, 0.0))
             price = int(50 + self.rng.random() * 100_000) / 100
             records += [(0, ordinal, price), (1, ordinal, round(price * 0.85, 2))]
             keys.append(key)

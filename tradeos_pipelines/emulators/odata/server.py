@@ -68,9 +68,10 @@ class ODataEmulatorControl:
             "ids"
         ]
 
-    def add_items(self, count: int = 1) -> list[str]:
-        """Create goods (with a barcode and prices); returns their keys."""
-        return self._call("POST", "/items/add", {"count": count})["ids"]
+    def add_items(self, count: int = 1, stock: float = 0) -> list[str]:
+        """Create goods (with a barcode and prices, and ``stock`` of each in every warehouse);
+        returns their keys."""
+        return self._call("POST", "/items/add", {"count": count, "stock": stock})["ids"]
 
     def change_prices(
         self, count: int = 1, ids: list[str] | None = None, price_type: str | None = None

@@ -225,11 +225,21 @@ def _child_sync(integration_id: str, *, full: bool) -> dict[str, Any]:
     return {"seconds": round(time.perf_counter() - started, 1), **report}
 
 
+def _peak_rss_kb() -> int:
+    """This process's peak RSS since it started. Not ``getrusage``'s ``ru_maxrss``: Linux
+    carries that over ``exec`` from the forked copy of the parent, so a child reported the
+    bench process's own RSS whenever its peak was lower."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def child_sync(integration_id: str, *, full: bool) -> None:
     from tradeos_pipelines.engine import sync_nomenclature
 
     result = sync_nomenclature(integration_id, full=full)
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_kb = _peak_rss_kb()
     print(
         json.dumps(
             {

@@ -656,6 +656,20 @@ def test_command_line_emulator_serves_the_same_data():
         ]
 
 
+def test_emulator_process_takes_a_key_and_a_password_that_begin_with_a_dash():
+    """A generated control key begins with "-" one time in 64; argparse took it for an option
+    and the process did not start."""
+    with ODataEmulatorProcess(
+        items=10, username="-кладовщик", password="-пароль", control_key="-k"
+    ) as process:
+        answer = httpx.get(
+            f"{process.odata_url}/{quote(GOODS)}/$count",
+            auth=("-кладовщик".encode(), "-пароль".encode()),
+        )
+        # The Basic user and the control key both arrived whole.
+        assert answer.text == str(process.control.stats()["rows"][GOODS]) == "13"
+
+
 def _memory_kept_by_an_infobase(items: int) -> int:
     """Bytes an infobase of `items` goods keeps; the least of two builds, because tracemalloc
     also counts what a thread left running by an earlier test allocates meanwhile."""

@@ -278,6 +278,20 @@ def test_command_line_emulator_process_serves_the_same_catalogue(emulator):
     assert other == mine
 
 
+def test_emulator_process_takes_a_key_and_a_password_that_begin_with_a_dash():
+    """A generated control key begins with "-" one time in 64; argparse took it for an option
+    and the process did not start."""
+    with EmulatorProcess(items=10, basic=("-кладовщик", "-пароль"), control_key="-k") as process:
+        answer = httpx.get(
+            process.base_url + "/hs/api/nomenclature",
+            params={"limit": 1},
+            auth=("-кладовщик".encode(), "-пароль".encode()),
+        )
+        assert answer.status_code == 200
+        # The control key works: the emulator counted exactly that one call.
+        assert process.control.counters()["requests"] == {"GET /hs/api/nomenclature": 1}
+
+
 def test_the_catalogue_is_kept_right_sized_in_memory():
     """orjson's output keeps a ~4 KB buffer; the store must keep each row at its own size."""
     items = 2000

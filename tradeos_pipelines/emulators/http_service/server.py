@@ -164,9 +164,11 @@ class EmulatorProcess(_Running):
             if value is True:
                 args.append(flag)
             elif name == "basic":
-                args += [flag, f"{value[0]}:{value[1]}"]
+                args.append(f"{flag}={value[0]}:{value[1]}")
             else:
-                args += [flag, str(value)]
+                # --flag=value: a generated key or a password may begin with "-", which
+                # argparse would take for the next option.
+                args.append(f"{flag}={value}")
         self._process = ChildProcess(
             "tradeos_pipelines.emulators.http_service", args, what="1C emulator"
         )

@@ -237,17 +237,27 @@ class ODataEmulatorProcess(_Running):
 
 
 def command_line(options: ODataEmulatorOptions) -> list[str]:
-    """The ``__main__`` arguments that rebuild ``options``."""
-    args = ["--items", str(options.items), "--warehouses", str(options.warehouses)]
-    args += ["--seed", str(options.seed), "--publication", options.publication]
-    args += ["--timezone", options.timezone, "--price-register", options.price_register]
-    args += ["--balance-delay", str(options.balance_delay), "--web-server", options.web_server]
+    """The ``__main__`` arguments that rebuild ``options``.
+
+    Each as ``--flag=value``: a generated control key or a password may begin with ``-``,
+    which argparse would take for the next option (the process then did not start).
+    """
+    values: list[tuple[str, object]] = [
+        ("items", options.items),
+        ("warehouses", options.warehouses),
+        ("seed", options.seed),
+        ("publication", options.publication),
+        ("timezone", options.timezone),
+        ("price-register", options.price_register),
+        ("balance-delay", options.balance_delay),
+        ("web-server", options.web_server),
+    ]
     if options.username is not None:
-        args += ["--basic", f"{options.username}:{options.password}"]
+        values.append(("basic", f"{options.username}:{options.password}"))
     if options.control_key is not None:
-        args += ["--control-key", options.control_key]
+        values.append(("control-key", options.control_key))
     if options.published is not None:
-        args += ["--publish", ",".join(options.published)]
+        values.append(("publish", ",".join(options.published)))
     if options.max_query_length is not None:
-        args += ["--max-query-length", str(options.max_query_length)]
-    return args
+        values.append(("max-query-length", options.max_query_length))
+    return [f"--{flag}={value}" for flag, value in values]

@@ -4,6 +4,7 @@ $metadata checks, 1C's error bodies, retries, and orders created once and posted
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -118,11 +119,12 @@ async def test_full_read_pages_and_joins_names_barcodes_and_prices(odata_emulato
 
     assert rejected == []
     assert sorted(str(i.id) for i in items) == sorted(g["Ref_Key"] for g in goods)
-    # 1C sends no nextLink: $top/$skip pages of 50, the short fifth page ends the read. The
-    # barcodes and prices are read page by page (by the page's key range), never whole.
+    # 1C sends no nextLink: $top/$skip pages of 50, the short fifth page ends the read, and
+    # one more call checks that a Ref_Key range holds the first page's goods. The barcodes
+    # and prices are read page by page (by the page's key range), never whole.
     assert len(goods) == 204
     assert {label: requests(odata_emulator, label) - n for label, n in before.items()} == {
-        f"GET {GOODS}": 5,
+        f"GET {GOODS}": 5 + 1,
         f"GET {barcodes}": 5,
         f"GET {prices}": 5,
     }
@@ -161,6 +163,42 @@ async def test_utf8_basic_auth_and_a_wrong_password(odata_emulator, make_odata):
             await client.health()
     assert str(refused.value).startswith("1C 'ut' refused the user name or password (401)")
     assert "не-тот" not in str(refused.value)
+
+
+async def test_a_1c_whose_key_range_is_not_its_order_is_read_by_key(
+    odata_emulator, make_odata, raw, caplog
+):
+    """Reading registers by a page's key range rests on 1C comparing references as it orders
+    them. A base that answers the range check with other goods is read by keys instead: the
+    same barcodes and prices, never another page's."""
+    key = retail_key(raw)
+    barcodes, prices = md.BARCODES, "InformationRegister_ЦеныНоменклатуры25_RecordType/SliceLast(…)"
+    async with make_odata(odata_emulator, price_type_key=key) as client:
+        expected, _ = await read_all(client.iter_nomenclature(page_size=50))
+        stranger = str(uuid.uuid4())
+        odata_emulator.control.inject_fault(
+            200,
+            body=f'{{"value":[{{"Ref_Key":"{stranger}"}}]}}',
+            content_type="application/json;odata=nometadata",
+            path=GOODS,
+            query="Ref_Key ge guid",
+        )
+        before = {label: requests(odata_emulator, f"GET {label}") for label in (barcodes, prices)}
+        with caplog.at_level(logging.WARNING, logger="tradeos_pipelines.sources.odata.client"):
+            found, _ = await read_all(client.iter_nomenclature(page_size=50))
+
+    def joined(items: list[Any]) -> list[tuple[Any, ...]]:
+        return sorted((str(i.id), i.barcodes, i.price) for i in items)
+
+    assert joined(found) == joined(expected)
+    assert sum(bool(i.barcodes) for i in found) == sum(bool(i.barcodes) for i in expected) > 150
+    # Pages of 50 keys (the fifth has 4), ten keys to a call, for each register.
+    calls = {label: requests(odata_emulator, f"GET {label}") - n for label, n in before.items()}
+    assert calls == {barcodes: 4 * 5 + 1, prices: 4 * 5 + 1}
+    assert [r.getMessage() for r in caplog.records] == [
+        "1C 'ut': a Ref_Key range of 50 goods in $orderby order answered 1 goods, not the same "
+        "ones; barcodes and prices are read by key, 10 keys to a call (slower)"
+    ]
 
 
 async def test_incremental_reads_versions_then_only_what_changed(odata_emulator, make_odata, raw):

@@ -37,7 +37,7 @@ def test_a_1c_restart_mid_sync_is_ridden_out_and_every_attempt_is_logged(
         catalogue=onec.catalogue_log_path,
     )
     # The first catalogue read gets the faults; then the rest, pages of 50, at once.
-    reads = (rows + 49) // 50 + onec.catalogue_reads_before_pages
+    reads = (rows + 49) // 50 + onec.catalogue_reads_besides_pages
     assert [tuple(r) for r in logged] == [
         (500, 1),
         (500, 2),

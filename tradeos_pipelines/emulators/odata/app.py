@@ -25,7 +25,7 @@ import hmac
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, unquote_plus
 from uuid import UUID
 
 import orjson
@@ -272,7 +272,10 @@ class ODataEmulatorApp:
         if limit is not None and len(scope["query_string"]) > limit:
             await self._respond(send, self._long_url(), "")
             return
-        fault = infobase.take_fault(method, resource, path)
+        query = unquote_plus(
+            scope["query_string"].decode("latin-1"), encoding="utf-8", errors="replace"
+        )
+        fault = infobase.take_fault(method, resource, path, query)
         if fault is not None:
             if fault.delay:
                 await asyncio.sleep(fault.delay)
@@ -690,6 +693,7 @@ class ODataEmulatorApp:
                     delay=float(data.get("delay", 0)),
                     drop=bool(data.get("drop", False)),
                     retry_after=data.get("retry_after"),
+                    query=data.get("query"),
                 )
             )
             return json_answer(200, {"faults": self._faults()})

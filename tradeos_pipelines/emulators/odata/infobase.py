@@ -112,7 +112,8 @@ class Fault:
 
     ``status`` None with a ``delay`` only slows the requests down; ``drop`` closes the
     connection without an answer. ``path`` is a prefix of the resource path after
-    ``standard.odata/`` (``Catalog_Номенклатура``) or, starting with ``/``, of the URL path.
+    ``standard.odata/`` (``Catalog_Номенклатура``) or, starting with ``/``, of the URL path;
+    ``query``, when given, must occur in the decoded query string (``Ref_Key ge guid``).
     """
 
     status: int | None = None
@@ -124,6 +125,7 @@ class Fault:
     delay: float = 0.0
     drop: bool = False
     retry_after: int | None = None  # a Retry-After header (429/503 of an overloaded server)
+    query: str | None = None
 
     def __post_init__(self) -> None:
         if self.remaining < 1:
@@ -136,10 +138,14 @@ class Fault:
             raise ValueError("retry_after must not be negative")
         if self.status is None and not self.drop and self.delay == 0:
             raise ValueError("a fault needs a status, a delay or drop")
+        if self.query is not None and not isinstance(self.query, str):
+            raise ValueError("query must be a string")
 
-    def matches(self, method: str, resource: str, url_path: str) -> bool:
+    def matches(self, method: str, resource: str, url_path: str, query: str = "") -> bool:
         """Whether this request gets the fault (while it has answers left)."""
         if self.remaining <= 0 or (self.method is not None and self.method.upper() != method):
+            return False
+        if self.query is not None and self.query not in query:
             return False
         if self.path is None:
             return True
@@ -343,10 +349,12 @@ class Infobase:
         """Arm a fault after those already armed."""
         self.faults.append(fault)
 
-    def take_fault(self, method: str, resource: str, url_path: str) -> Fault | None:
+    def take_fault(
+        self, method: str, resource: str, url_path: str, query: str = ""
+    ) -> Fault | None:
         """The first armed fault for this request, counted as served."""
         for fault in self.faults:
-            if fault.matches(method, resource, url_path):
+            if fault.matches(method, resource, url_path, query):
                 fault.remaining -= 1
                 kind = "drop" if fault.drop else str(fault.status or "delay")
                 self.counters.faults_served[kind] += 1

@@ -100,12 +100,13 @@ class ODataEmulatorControl:
         delay: float = 0.0,
         drop: bool = False,
         retry_after: int | None = None,
+        query: str | None = None,
     ) -> list[dict[str, Any]]:
         """Answer the next ``count`` matching requests with ``status`` (and ``body``; by default
         the web server's HTML page, or 1C's code -1 error for 500), after ``delay`` seconds;
         ``drop`` closes the connection instead; ``retry_after`` adds that header (seconds).
         ``path``: prefix of the resource path after ``standard.odata/``, or of the URL path
-        when it starts with ``/``."""
+        when it starts with ``/``; ``query``: text the decoded query string must contain."""
         fault = {
             "status": status,
             "count": count,
@@ -116,6 +117,7 @@ class ODataEmulatorControl:
             "delay": delay,
             "drop": drop,
             "retry_after": retry_after,
+            "query": query,
         }
         return self._call("POST", "/faults", fault)["faults"]
 

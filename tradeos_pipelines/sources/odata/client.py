@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import random
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
@@ -93,6 +94,8 @@ from tradeos_pipelines.sources.odata.parsing import (
 SERVICE = "odata/standard.odata"
 # A page's barcodes per good and prices per good.
 Joined = tuple[dict[str, list[str]], dict[str, Decimal]]
+log = logging.getLogger(__name__)
+
 MAX_PAGE_SIZE = 1000
 # Keys per `Ref_Key eq guid'…' or …` filter: percent-encoded, a Cyrillic field name and a
 # key take ~130 bytes, so ten keep the query string under IIS's default limit of 2048.
@@ -364,17 +367,21 @@ class ODataClient(OneCConnection):
         select = {"$select": "Номенклатура_Key,Цена"}
         return await self.get_rows(self._slice_last(f"{kind} and ({condition})"), select)
 
-    async def _joined(self, rows: list[Any]) -> Joined:
+    async def _joined(self, rows: list[Any], *, by_range: bool = True) -> Joined:
         """The barcodes and prices of one page of goods read in ``Ref_Key`` order.
 
-        Asked by the page's key range (``ge`` its first key, ``le`` its last), two calls a
-        page whatever its size: 1C compares references in ``$filter`` the way it orders them
-        in ``$orderby``, so the range holds exactly the page's goods. Only a page's worth is
-        ever held (reading the registers whole took 915 MB at a million goods).
+        ``by_range``: asked by the page's key range (``ge`` its first key, ``le`` its last),
+        two calls a page whatever its size, which holds exactly the page's goods when 1C
+        compares references in ``$filter`` the way it orders them in ``$orderby`` (see
+        :meth:`_ranges_follow_order`). Otherwise by the page's keys, :data:`KEYS_PER_FILTER`
+        to a call. Only a page's worth is ever held (reading the registers whole took 915 MB
+        at a million goods).
         """
         keys = [str(r["Ref_Key"]) for r in rows if isinstance(r, dict) and r.get("Ref_Key")]
         if not keys:
             return {}, {}
+        if not by_range:
+            return await self._barcodes(keys), await self._prices(keys)
         condition = f"Номенклатура_Key ge guid'{keys[0]}' and Номенклатура_Key le guid'{keys[-1]}'"
         if self.price_type_key is None:
             return _barcodes_of(await self._barcode_rows(condition)), {}
@@ -382,6 +389,40 @@ class ODataClient(OneCConnection):
             self._barcode_rows(condition), self._price_rows(condition)
         )
         return _barcodes_of(barcodes), _prices_of(prices)
+
+    async def _ranges_follow_order(self, rows: list[Any]) -> bool:
+        """Whether this 1C's ``$filter`` range on ``Ref_Key`` holds exactly the goods its
+        ``$orderby=Ref_Key`` put between the first page's first and last key.
+
+        Reading registers by key range rests on that. 1C compares and orders references by
+        the same stored value, so it should hold on every base; one request per full read
+        checks it on this one, and a base where it does not hold is read by keys instead
+        (slower, never a good joined with another page's barcodes or none at all).
+        """
+        keys = [str(r["Ref_Key"]) for r in rows if isinstance(r, dict) and r.get("Ref_Key")]
+        if len(keys) < 2:
+            return True
+        found = await self.get_rows(
+            md.GOODS,
+            {
+                "$select": "Ref_Key",
+                "$filter": f"Ref_Key ge guid'{keys[0]}' and Ref_Key le guid'{keys[-1]}'",
+                "$orderby": "Ref_Key",
+                "$top": len(keys) + 1,
+            },
+        )
+        listed = [str(r.get("Ref_Key")) for r in found if isinstance(r, dict)]
+        if listed == keys:
+            return True
+        log.warning(
+            "1C %r: a Ref_Key range of %d goods in $orderby order answered %d goods, not the "
+            "same ones; barcodes and prices are read by key, %d keys to a call (slower)",
+            self.integration_id,
+            len(keys),
+            len(listed),
+            KEYS_PER_FILTER,
+        )
+        return False
 
     async def _repriced(self, since: datetime) -> set[str]:
         """Goods whose price of the configured type was set at or after ``since``."""
@@ -430,9 +471,13 @@ class ODataClient(OneCConnection):
         # page is joined one page later: 1C works on the next pages while this one is joined
         # and staged (pages() itself reads the next page of goods ahead).
         waiting: deque[tuple[list[Any], asyncio.Future[Joined]]] = deque()
+        by_range: bool | None = None
         try:
             async for rows in self.pages(md.GOODS, params, page_size):
-                waiting.append((rows, asyncio.ensure_future(self._joined(rows))))
+                if by_range is None:
+                    by_range = await self._ranges_follow_order(rows)
+                joined = asyncio.ensure_future(self._joined(rows, by_range=by_range))
+                waiting.append((rows, joined))
                 if len(waiting) > 1:
                     yield await self._join_page(waiting.popleft(), units, vat_rates, total)
             while waiting:

@@ -100,6 +100,10 @@ def drop_database(admin_url: str, name: str) -> None:
     admin.dispose()
 
 
+# The API key of the benches' HTTP-service emulators and of the integrations on them.
+BENCH_KEY = "bench-key"
+
+
 @dataclass
 class BenchStack:
     """Where a Dagster bench runs: its own TradeOS database (migrated), Dagster storage,
@@ -108,6 +112,26 @@ class BenchStack:
     database_url: str
     home: Path
     token: str
+
+    def add_integrations(self, ids: list[str], base_url: str, *, enabled: bool = True) -> None:
+        """HTTP-service integrations on an emulator started with the ``bench-key`` API key;
+        ``enabled=False`` leaves their runs to the bench (no sensor or schedule starts any)."""
+        from tradeos_pipelines.core.secrets import encrypt_json
+        from tradeos_pipelines.storage.database import session_scope
+        from tradeos_pipelines.storage.tables import Integration
+
+        with session_scope(self.database_url) as session:
+            for integration_id in ids:
+                session.add(
+                    Integration(
+                        id=integration_id,
+                        name=integration_id,
+                        base_url=base_url,
+                        auth_type="api_key",
+                        credentials_encrypted=encrypt_json({"api_key": BENCH_KEY}),
+                        enabled=enabled,
+                    )
+                )
 
 
 @contextmanager
@@ -403,43 +427,21 @@ def main() -> None:
     from dagster import DagsterInstance
 
     from tests.dagster.processes import dagster_processes
-    from tradeos_pipelines.core.secrets import encrypt_json
     from tradeos_pipelines.core.vocabulary import INTEGRATION_PARTITIONS
     from tradeos_pipelines.emulators.http_service import EmulatorServer
     from tradeos_pipelines.launch import request_sync
-    from tradeos_pipelines.storage.database import session_scope
-    from tradeos_pipelines.storage.tables import Integration
 
     results: dict[str, Any] = {"items": args.items, "label": args.label}
     with (
         dagster_bench_stack("bench") as stack,
-        EmulatorServer(items=args.items, api_key="bench-key") as emulator,
-        EmulatorServer(items=200, api_key="bench-key") as tick_emulator,
+        EmulatorServer(items=args.items, api_key=BENCH_KEY) as emulator,
+        EmulatorServer(items=200, api_key=BENCH_KEY) as tick_emulator,
     ):
         database_url, home, token = stack.database_url, stack.home, stack.token
-        with session_scope(database_url) as session:
-            session.add(
-                Integration(
-                    id=INTEGRATION,
-                    name="bench",
-                    base_url=emulator.base_url,
-                    auth_type="api_key",
-                    credentials_encrypted=encrypt_json({"api_key": "bench-key"}),
-                )
-            )
+        stack.add_integrations([INTEGRATION], emulator.base_url)
         tick_ids = [f"tick-{i:02d}" for i in range(args.tick_integrations)]
-        with session_scope(database_url) as session:
-            for integration_id in tick_ids:
-                session.add(
-                    Integration(
-                        id=integration_id,
-                        name=integration_id,
-                        base_url=tick_emulator.base_url,
-                        auth_type="api_key",
-                        credentials_encrypted=encrypt_json({"api_key": "bench-key"}),
-                        enabled=False,  # only the bench's tick starts their runs
-                    )
-                )
+        # Only the bench's tick starts their runs.
+        stack.add_integrations(tick_ids, tick_emulator.base_url, enabled=False)
         results["imports"] = import_costs(dict(os.environ))
         instance = DagsterInstance.from_config(str(home))
         instance.add_dynamic_partitions(INTEGRATION_PARTITIONS, tick_ids)

@@ -35,7 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_e2e_dagster import dagster_bench_stack, wait_idle  # noqa: E402
+from bench.bench_e2e_dagster import BENCH_KEY, dagster_bench_stack, wait_idle  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 
@@ -85,7 +85,6 @@ def main() -> None:
     from dagster import DagsterInstance
 
     from tests.dagster.processes import dagster_processes, launch_run
-    from tradeos_pipelines.core.secrets import encrypt_json
     from tradeos_pipelines.core.settings import today_in_schedule_timezone
     from tradeos_pipelines.core.vocabulary import (
         INTEGRATION_PARTITIONS,
@@ -95,28 +94,16 @@ def main() -> None:
         run_tags,
     )
     from tradeos_pipelines.emulators.http_service import EmulatorServer
-    from tradeos_pipelines.storage.database import session_scope
-    from tradeos_pipelines.storage.tables import Integration
 
     ids = [f"shop-{i:02d}" for i in range(args.integrations)]
     results: dict[str, Any] = {"integrations": args.integrations, "manual": args.manual}
     with (
         dagster_bench_stack("scale") as stack,
-        EmulatorServer(items=200, api_key="bench-key") as emulator,
+        EmulatorServer(items=200, api_key=BENCH_KEY) as emulator,
     ):
-        database_url, home = stack.database_url, stack.home
-        with session_scope(database_url) as session:
-            for integration_id in ids:
-                session.add(
-                    Integration(
-                        id=integration_id,
-                        name=integration_id,
-                        base_url=emulator.base_url,
-                        auth_type="api_key",
-                        credentials_encrypted=encrypt_json({"api_key": "bench-key"}),
-                        enabled=False,  # the sensors and schedules leave them to the bench
-                    )
-                )
+        home = stack.home
+        # Disabled: the sensors and schedules leave them to the bench.
+        stack.add_integrations(ids, emulator.base_url, enabled=False)
         instance = DagsterInstance.from_config(str(home))
         instance.add_dynamic_partitions(INTEGRATION_PARTITIONS, ids)
         day: date = today_in_schedule_timezone()

@@ -64,6 +64,7 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._integrations import add_integrations  # noqa: E402
 from bench._sidecar import sidecar_process  # noqa: E402
 from tradeos_pipelines.core.secrets import new_secret_key  # noqa: E402
 from tradeos_pipelines.core.settings import get_settings, normalize_database_url  # noqa: E402
@@ -114,24 +115,11 @@ class BenchStack:
     token: str
 
     def add_integrations(self, ids: list[str], base_url: str, *, enabled: bool = True) -> None:
-        """HTTP-service integrations on an emulator started with the ``bench-key`` API key;
+        """HTTP-service integrations on an emulator started with :data:`BENCH_KEY`;
         ``enabled=False`` leaves their runs to the bench (no sensor or schedule starts any)."""
-        from tradeos_pipelines.core.secrets import encrypt_json
-        from tradeos_pipelines.storage.database import session_scope
-        from tradeos_pipelines.storage.tables import Integration
-
-        with session_scope(self.database_url) as session:
-            for integration_id in ids:
-                session.add(
-                    Integration(
-                        id=integration_id,
-                        name=integration_id,
-                        base_url=base_url,
-                        auth_type="api_key",
-                        credentials_encrypted=encrypt_json({"api_key": BENCH_KEY}),
-                        enabled=enabled,
-                    )
-                )
+        add_integrations(
+            ids, base_url, {"api_key": BENCH_KEY}, database_url=self.database_url, enabled=enabled
+        )
 
 
 @contextmanager

@@ -40,6 +40,8 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._integrations import add_integrations  # noqa: E402
+
 USER, PASSWORD = "Администратор", "пароль"
 PAGE_SIZE = 1000
 GOODS = "Catalog_Номенклатура"
@@ -64,23 +66,14 @@ def _env(admin_url: str, redis_url: str, database: str) -> dict[str, str]:
 
 
 def _add_integration(integration_id: str, base_url: str, price_type: str) -> None:
-    from tradeos_pipelines.core.secrets import encrypt_json
-    from tradeos_pipelines.storage.database import session_scope
-    from tradeos_pipelines.storage.tables import Integration
-
-    with session_scope() as session:
-        session.add(
-            Integration(
-                id=integration_id,
-                name=integration_id,
-                base_url=base_url,
-                auth_type="basic",
-                credentials_encrypted=encrypt_json({"username": USER, "password": PASSWORD}),
-                page_size=PAGE_SIZE,
-                protocol="odata",
-                options={"price_type_key": price_type, "price_register": "11.5"},
-            )
-        )
+    add_integrations(
+        [integration_id],
+        base_url,
+        {"username": USER, "password": PASSWORD},
+        page_size=PAGE_SIZE,
+        protocol="odata",
+        options={"price_type_key": price_type, "price_register": "11.5"},
+    )
 
 
 def _served(emulator: Any) -> tuple[int, int]:

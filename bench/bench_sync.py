@@ -40,6 +40,8 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._integrations import add_integrations  # noqa: E402
+
 API_KEY = "bench-key"
 PAGE_SIZE = 1000
 
@@ -56,24 +58,6 @@ def _env(admin_url: str, redis_url: str, database: str) -> dict[str, str]:
     }
 
 
-def _add_integration(integration_id: str, base_url: str) -> None:
-    from tradeos_pipelines.core.secrets import encrypt_json
-    from tradeos_pipelines.storage.database import session_scope
-    from tradeos_pipelines.storage.tables import Integration
-
-    with session_scope() as session:
-        session.add(
-            Integration(
-                id=integration_id,
-                name=integration_id,
-                base_url=base_url,
-                auth_type="api_key",
-                credentials_encrypted=encrypt_json({"api_key": API_KEY}),
-                page_size=PAGE_SIZE,
-            )
-        )
-
-
 def _rows_served(emulator: Any) -> int:
     return int(emulator.control.counters()["rows_served"].get("nomenclature", 0))
 
@@ -85,7 +69,7 @@ def bench_engine(items: int) -> dict[str, Any]:
 
     out: dict[str, Any] = {}
     with EmulatorProcess(items=items, warehouses=5, api_key=API_KEY) as emulator:
-        _add_integration("bench", emulator.base_url)
+        add_integrations(["bench"], emulator.base_url, {"api_key": API_KEY}, page_size=PAGE_SIZE)
         started = time.perf_counter()
         full = sync_nomenclature("bench", full=True)
         out["full"] = {
@@ -224,7 +208,7 @@ def bench_memory(items: int) -> dict[str, Any]:
     assert source.stdout is not None
     base_url = source.stdout.readline().strip() + "/trade"
     try:
-        _add_integration("bench-big", base_url)
+        add_integrations(["bench-big"], base_url, {"api_key": API_KEY}, page_size=PAGE_SIZE)
         started = time.perf_counter()
         child = subprocess.Popen(
             [sys.executable, __file__, "--child-sync", "bench-big"],

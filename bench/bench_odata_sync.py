@@ -22,7 +22,6 @@ import argparse
 import io
 import json
 import os
-import resource
 import secrets
 import subprocess
 import sys
@@ -41,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench._integrations import add_integrations  # noqa: E402
+from bench._memory import peak_rss_kb  # noqa: E402
 
 USER, PASSWORD = "Администратор", "пароль"
 PAGE_SIZE = 1000
@@ -218,21 +218,11 @@ def _child_sync(integration_id: str, *, full: bool) -> dict[str, Any]:
     return {"seconds": round(time.perf_counter() - started, 1), **report}
 
 
-def _peak_rss_kb() -> int:
-    """This process's peak RSS since it started. Not ``getrusage``'s ``ru_maxrss``: Linux
-    carries that over ``exec`` from the forked copy of the parent, so a child reported the
-    bench process's own RSS whenever its peak was lower."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
 def child_sync(integration_id: str, *, full: bool) -> None:
     from tradeos_pipelines.engine import sync_nomenclature
 
     result = sync_nomenclature(integration_id, full=full)
-    peak_kb = _peak_rss_kb()
+    peak_kb = peak_rss_kb()
     print(
         json.dumps(
             {

@@ -18,7 +18,6 @@ import argparse
 import io
 import json
 import os
-import resource
 import secrets
 import subprocess
 import sys
@@ -41,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench._integrations import add_integrations  # noqa: E402
+from bench._memory import peak_rss_kb  # noqa: E402
 
 API_KEY = "bench-key"
 PAGE_SIZE = 1000
@@ -253,7 +253,7 @@ def child_sync(integration_id: str) -> None:
     from tradeos_pipelines.engine import sync_nomenclature
 
     result = sync_nomenclature(integration_id, full=True)
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_kb = peak_rss_kb()
     print(
         json.dumps(
             {

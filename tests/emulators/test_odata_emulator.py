@@ -643,6 +643,22 @@ def test_added_goods_can_be_received_in_every_warehouse(emu, client):
         json={"count": 1, "stock": "много"},
     )
     assert refused.status_code == 400 and "stock must be a number" in refused.text
+    negative = httpx.post(
+        f"{emu.root_url}/_control/items/add",
+        headers={"X-Control-Key": CONTROL_KEY},
+        json={"count": 1, "stock": -1},
+    )
+    assert negative.status_code == 400 and "stock must be between 0 and 1e9" in negative.text
+
+
+def test_a_fault_armed_with_a_query_that_is_not_text_is_refused(emu):
+    refused = httpx.post(
+        f"{emu.root_url}/_control/faults",
+        headers={"X-Control-Key": CONTROL_KEY},
+        json={"status": 500, "query": ["Ref_Key"]},
+    )
+    assert refused.status_code == 400 and "query must be a string" in refused.text
+    assert emu.control.stats()["faults"] == []
 
 
 def test_command_line_emulator_serves_the_same_data():
